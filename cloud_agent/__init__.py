@@ -1,0 +1,1 @@
+"""The cloud agent: the coordinator daemon of the hierarchy."""

@@ -1,0 +1,1 @@
+"""The edge agent: the gateway daemon of one edge site."""

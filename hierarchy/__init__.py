@@ -1,0 +1,5 @@
+"""hierarchy: a learned, edge-cloud, hierarchical container scheduler."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

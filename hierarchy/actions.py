@@ -1,0 +1,85 @@
+"""Action layouts of the edge and cloud agents (one flat Discrete space each).
+
+Edge: index 0 is the no-op (only allowed when nothing is pending). Every other index picks a
+resize-knob level h and a placement j: `1 + h * P + j` with P = nodes * sizes + 1, where
+j < nodes * sizes is (node j // sizes, size level j % sizes) and j == nodes * sizes offloads.
+
+Cloud: 0 no-op, 1 reject (only when nothing else fits), 2 the cloud pool, 3 + s edge site s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CLOUD_NOOP = 0
+CLOUD_REJECT = 1
+CLOUD_POOL = 2
+CLOUD_FIRST_SITE = 3
+
+# Placement kinds returned by EdgeActionLayout.decode.
+EDGE_NOOP = 0
+EDGE_PLACE = 1
+EDGE_OFFLOAD = 2
+
+
+@dataclass(frozen=True)
+class EdgeActionLayout:
+    nodes: int
+    sizes: int
+    headrooms: int
+
+    @property
+    def placements(self) -> int:
+        """Placement choices per knob level: every (node, size) and offload."""
+        return self.nodes * self.sizes + 1
+
+    @property
+    def n(self) -> int:
+        return 1 + self.headrooms * self.placements
+
+    def encode_place(self, node: int, size: int, headroom: int) -> int:
+        return 1 + headroom * self.placements + node * self.sizes + size
+
+    def encode_offload(self, headroom: int) -> int:
+        return 1 + headroom * self.placements + self.nodes * self.sizes
+
+    def decode(
+        self, action: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Split actions (any shape) into (kind, node, size, headroom); -1 where unused."""
+        action = np.asarray(action, dtype=np.int64)
+        rest = action - 1
+        headroom = np.where(action > 0, rest // self.placements, -1)
+        j = np.where(action > 0, rest % self.placements, -1)
+        n_place = self.nodes * self.sizes
+        kind = np.where(action == 0, EDGE_NOOP, np.where(j == n_place, EDGE_OFFLOAD, EDGE_PLACE))
+        node = np.where(kind == EDGE_PLACE, j // self.sizes, -1)
+        size = np.where(kind == EDGE_PLACE, j % self.sizes, -1)
+        return kind, node, size, headroom
+
+    def mask_from_placements(self, placement_ok: np.ndarray, pending: np.ndarray) -> np.ndarray:
+        """Full int8 mask from a (..., nodes, sizes) placement mask; offload always allowed.
+
+        Where nothing is pending, only the no-op is allowed.
+        """
+        lead = placement_ok.shape[:-2]
+        per_knob = np.concatenate(
+            [placement_ok.reshape(*lead, self.nodes * self.sizes), np.ones((*lead, 1), bool)],
+            axis=-1,
+        )
+        per_knob &= pending[..., None]
+        full = np.concatenate(
+            [~pending[..., None], np.tile(per_knob, self.headrooms)], axis=-1
+        )
+        return full.astype(np.int8)
+
+
+@dataclass(frozen=True)
+class CloudActionLayout:
+    sites: int
+
+    @property
+    def n(self) -> int:
+        return CLOUD_FIRST_SITE + self.sites

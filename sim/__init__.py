@@ -1,0 +1,1 @@
+"""The digital twin of an edge-cloud container platform (NumPy only, no network, no torch)."""
