@@ -107,7 +107,10 @@ class Arrivals(_Strict):
 
 class Apps(_Strict):
     size_pmf: list[float] = Field(description="P(app has 1..K containers)")
-    chain_prob: float = Field(ge=0, le=1, description="P(parent[k] = k-1) in the random tree")
+    star_prob: float = Field(ge=0, le=1, description="P(parent[k] = 0): called by the entry")
+    chain_prob: float = Field(
+        ge=0, le=1, description="otherwise P(parent[k] = k-1), else uniform over 0..k-1"
+    )
     calls_pmf: list[float] = Field(description="P(1, 2, 3, 4 calls per parent call)")
     data_prob: float = Field(ge=0, le=1, description="P(app reads data pinned to a site)")
     bytes_per_call_median: float = Field(gt=0, description="bytes per call (request+reply)")

@@ -78,6 +78,12 @@ class BatchedCore:
         ])
         # Default knob: the middle level, so an untrained actor starts from a sane setting.
         self.default_knob = len(sc.sizing.headroom_levels) // 2
+        self.edge_curves = self.topo.edge_curves
+        # The kernel reads every node's curve from a table (a linear curve is exact as one).
+        self.curve_table = (
+            self.topo.node_curves if self.topo.node_curves is not None
+            else np.tile(np.linspace(0.0, 1.0, 11), (self.N, 1))
+        )
         self.rng = np.random.default_rng(seed)
         self.st = self._fresh(self.B)
         self._fresh_one = self._fresh(1)
@@ -88,12 +94,14 @@ class BatchedCore:
     def _fresh(self, b: int) -> SimState:
         st = SimState.zeros(b, self.S, self.N, self.A, self.K, self.Q, self.Qc)
         st.knob[:] = self.default_knob
-        st.asleep[:] = self.topo.node_exists[None, :] & (self.scenario.sizing.sleep_after_s == 0)
+        # An empty platform: every node has been idle long enough to sleep.
+        st.asleep[:] = self.topo.node_exists[None, :]
         return st
 
     def reset(self, seed: int | None = None) -> None:
         if seed is not None:
             self.rng = np.random.default_rng(seed)
+            self.generator.reset()
         self.st = self._fresh(self.B)
         self.observe()
 
@@ -191,7 +199,8 @@ class BatchedCore:
 
     def _apply_cloud(self, actions: np.ndarray, terms: np.ndarray) -> None:
         st = self.st
-        (b,) = np.nonzero(st.cq_len > 0)
+        # Only what the cloud observed: offloads pushed by the edge this step wait their turn.
+        (b,) = np.nonzero((st.cq_len > 0) & self.cloud_view.pending)
         if b.size == 0:
             return
         flat = st.cq[b, st.cq_head[b]]

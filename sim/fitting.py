@@ -54,11 +54,19 @@ MAX_APP_SIZE = 8
 DATA_RPCTYPES = frozenset({"db", "mc"})
 """RPC types that count as stateful data access (database, memcached)."""
 
-CHAIN_GRID = np.linspace(0.0, 1.0, 101)
-"""chain_prob candidates for the grid search."""
+STAR_GRID = np.linspace(0.0, 1.0, 51)
+"""star_prob candidates for the joint grid search (step 0.02)."""
+
+CHAIN_GRID = np.linspace(0.0, 1.0, 51)
+"""chain_prob candidates for the joint grid search (step 0.02)."""
+
+NEAR_LOSS_TOL = 1e-4
+"""Grid points whose loss is within this of the minimum are reported as "near-optimal" (1e-4 is
+a 1% relative error on one of the two statistics; with N_TREES trees the Monte Carlo noise of
+the loss is of that order, so these points are not distinguishable from the optimum)."""
 
 N_TREES = 20_000
-"""Trees simulated per chain_prob candidate (common random numbers across the grid)."""
+"""Trees simulated per (star_prob, chain_prob) candidate (common random numbers across the grid)."""
 
 EDGE_SCALE = 0.25
 """Edge containers are EDGE_SCALE times the size of an Azure VM (CPU; memory per core is kept)."""
@@ -490,80 +498,200 @@ def calls_bucket_pmf(ratios: np.ndarray, weights: np.ndarray | None = None) -> n
     return pmf / pmf.sum()
 
 
-def sample_tree_parents(n: int, chain_prob: float, rng: np.random.Generator) -> np.ndarray:
+def sample_tree_parents(n: int, star_prob: float, chain_prob: float,
+                        rng: np.random.Generator) -> np.ndarray:
     """One random tree over containers 0..n-1 (the simulator's rule; parent[0] = -1).
 
-    For k >= 1, ``parent[k] = k - 1`` with probability ``chain_prob``, else uniform on 0..k-1.
+    For k >= 1 draw ``u ~ U(0, 1)``: if ``u < star_prob`` then ``parent[k] = 0`` (the entry);
+    elif ``u < star_prob + (1 - star_prob) * chain_prob`` then ``parent[k] = k - 1``; else
+    ``parent[k]`` is uniform on 0..k-1. ``star_prob = 0`` is the one-parameter chain/uniform
+    model.
     """
+    cut = star_prob + (1.0 - star_prob) * chain_prob
     parents = np.full(n, -1, dtype=int)
     for k in range(1, n):
-        parents[k] = k - 1 if rng.random() < chain_prob else int(rng.integers(0, k))
+        u = rng.random()
+        if u < star_prob:
+            parents[k] = 0
+        elif u < cut:
+            parents[k] = k - 1
+        else:
+            parents[k] = int(rng.integers(0, k))
     return parents
 
 
-def tree_depths_fanouts(sizes: np.ndarray, chain_prob: float, u_chain: np.ndarray,
-                        u_parent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@dataclass
+class _SortedTrees:
+    """Trees sorted by decreasing size with their uniforms (see ``_sort_trees``)."""
+
+    sizes: np.ndarray
+    u_branch: np.ndarray
+    u_parent: np.ndarray
+    order: np.ndarray
+    n_alive: list[int]
+
+
+def _sort_trees(sizes: np.ndarray, u_branch: np.ndarray, u_parent: np.ndarray) -> _SortedTrees:
+    """Sort trees by decreasing size so that the trees with more than k nodes are a prefix
+    (of length ``n_alive[k]``) of the arrays; ``order`` maps sorted rows to input rows."""
+    sizes = np.asarray(sizes, dtype=int)
+    kmax = u_branch.shape[1]
+    if kmax > 64:
+        raise ValueError("trees of more than 64 nodes are not supported")
+    order = np.argsort(-sizes, kind="stable")
+    sz = sizes[order]
+    return _SortedTrees(sizes=sz, u_branch=u_branch[order], u_parent=u_parent[order],
+                        order=order, n_alive=[int(np.count_nonzero(sz > k)) for k in range(kmax)])
+
+
+def _tree_stats(trees: _SortedTrees, star_prob: np.ndarray,
+                chain_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Depth and number of non-leaf nodes of sorted trees under C parameter pairs at once.
+
+    ``star_prob`` and ``chain_prob`` are (C,) arrays; every pair uses the same uniforms (row i,
+    column k of ``u_branch`` / ``u_parent`` decides node k of tree i). Returns ``(depth,
+    n_parents)``, both (C, M) for the first M = ``n_alive[1]`` sorted trees (those with at least
+    two nodes; the others have depth 0 and no parent). At step k only the prefix of trees with
+    more than k nodes is touched; which nodes already have a child is kept as a bit mask, so a
+    node is counted once, when it gets its first child.
+    """
+    kmax = trees.u_branch.shape[1]
+    m1 = trees.n_alive[1] if kmax > 1 else 0
+    star = np.asarray(star_prob, dtype=float).reshape(-1, 1)
+    cut = star + (1.0 - star) * np.asarray(chain_prob, dtype=float).reshape(-1, 1)
+    n_cand = star.shape[0]
+    bit_t = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64)
+                 if np.iinfo(t).bits >= kmax)
+    depth_node = np.zeros((kmax, n_cand, m1), dtype=np.int8)
+    depth = np.zeros((n_cand, m1), dtype=np.int8)
+    n_parents = np.zeros((n_cand, m1), dtype=np.int8)
+    bits = np.zeros((n_cand, m1), dtype=bit_t)
+    for k in range(1, kmax):
+        m = trees.n_alive[k]
+        if m == 0:
+            break
+        uniform_parent = np.minimum((trees.u_parent[:m, k] * k).astype(np.intp), k - 1)
+        u = trees.u_branch[:m, k]
+        parent = np.where(u < star, 0, np.where(u < cut, k - 1, uniform_parent))
+        d = np.take_along_axis(depth_node[:k, :, :m], parent[None], axis=0)[0] + 1
+        depth_node[k, :, :m] = d
+        np.maximum(depth[:, :m], d, out=depth[:, :m])
+        pbit = np.left_shift(bit_t(1), parent.astype(bit_t))
+        n_parents[:, :m] += (bits[:, :m] & pbit) == 0
+        bits[:, :m] |= pbit
+    return depth, n_parents
+
+
+def tree_depths_fanouts(sizes: np.ndarray, star_prob: float, chain_prob: float,
+                        u_branch: np.ndarray, u_parent: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vectorised version of ``sample_tree_parents`` for many trees at once.
 
     Args:
-        sizes: (N,) tree sizes in 1..K.
-        chain_prob: probability of attaching node k to k-1.
-        u_chain, u_parent: (N, K) uniforms in [0, 1) (fixed across chain_prob candidates, i.e.
-            common random numbers, which makes the grid search smooth).
+        sizes: (N,) tree sizes in 1..K (K <= 64).
+        star_prob: probability of attaching node k to the entry (node 0).
+        chain_prob: otherwise, probability of attaching node k to k-1 (else uniform on 0..k-1).
+        u_branch, u_parent: (N, K) uniforms in [0, 1): ``u_branch`` picks the rule (star if
+            ``u < star_prob``, chain if ``u < star_prob + (1 - star_prob) * chain_prob``, else
+            uniform), ``u_parent`` the uniform parent ``floor(u * k)``. They are fixed across
+            the grid's candidates (common random numbers), which makes the search smooth.
 
     Returns:
         ``(depth, n_edges, n_parents)`` per tree: max distance from node 0, edges (= size - 1),
         and the number of distinct nodes with at least one child.
     """
     sizes = np.asarray(sizes, dtype=int)
-    n_trees, kmax = u_chain.shape
-    depth_node = np.zeros((n_trees, kmax), dtype=int)
-    has_child = np.zeros((n_trees, kmax), dtype=bool)
-    rows = np.arange(n_trees)
-    for k in range(1, kmax):
-        alive = sizes > k
-        uniform_parent = np.minimum((u_parent[:, k] * k).astype(int), k - 1)
-        parent = np.where(u_chain[:, k] < chain_prob, k - 1, uniform_parent)
-        depth_node[:, k] = np.where(alive, depth_node[rows, parent] + 1, 0)
-        has_child[rows[alive], parent[alive]] = True
-    return depth_node.max(axis=1), sizes - 1, has_child.sum(axis=1)
+    trees = _sort_trees(sizes, u_branch, u_parent)
+    d, p = _tree_stats(trees, np.array([star_prob]), np.array([chain_prob]))
+    m1 = d.shape[1]
+    depth = np.zeros(sizes.size, dtype=int)
+    n_parents = np.zeros(sizes.size, dtype=int)
+    depth[trees.order[:m1]] = d[0]
+    n_parents[trees.order[:m1]] = p[0]
+    return depth, sizes - 1, n_parents
 
 
-def fit_chain_prob(pmf: np.ndarray, target_depth: float, n_trees: int = N_TREES,
-                   grid: np.ndarray = CHAIN_GRID, seed: int = 0) -> tuple[float, float, float]:
-    """Grid-search ``chain_prob`` so that simulated mean tree depth matches ``target_depth``.
+def _rel_err(value: np.ndarray, target: float) -> np.ndarray:
+    """``(value - target) / target``; the absolute error when ``target`` is 0."""
+    return (value - target) / target if target != 0 else value - target
+
+
+@dataclass
+class TreeFit:
+    """Result of ``fit_tree_params``: the optimum, the generated statistics there, the loss grid.
+
+    Attributes:
+        star_prob, chain_prob: the grid point with the smallest loss.
+        mean_depth: generated mean depth (edges from the entry) at the optimum.
+        mean_fanout: generated fan-out at the optimum, pooled over non-leaf nodes (total edges /
+            total nodes with a child).
+        loss: sum of the squared relative errors of mean depth and fan-out at the optimum.
+        star_grid, chain_grid: the candidates searched.
+        losses: (len(star_grid), len(chain_grid)) loss of every candidate.
+    """
+
+    star_prob: float
+    chain_prob: float
+    mean_depth: float
+    mean_fanout: float
+    loss: float
+    star_grid: np.ndarray
+    chain_grid: np.ndarray
+    losses: np.ndarray
+
+    def near_optimal(self, tol: float = NEAR_LOSS_TOL) -> tuple[float, float, float, float]:
+        """``(star_lo, star_hi, chain_lo, chain_hi)`` spanned by the candidates whose loss is at
+        most ``loss + tol`` (how well the two parameters are identified)."""
+        i, j = np.nonzero(self.losses <= self.loss + tol)
+        return (float(self.star_grid[i].min()), float(self.star_grid[i].max()),
+                float(self.chain_grid[j].min()), float(self.chain_grid[j].max()))
+
+
+def fit_tree_params(pmf: np.ndarray, target_depth: float, target_fanout: float,
+                    n_trees: int = N_TREES, star_grid: np.ndarray = STAR_GRID,
+                    chain_grid: np.ndarray = CHAIN_GRID, seed: int = 0) -> TreeFit:
+    """Joint grid search of ``(star_prob, chain_prob)`` matching mean depth and fan-out.
+
+    The loss is ``((depth - target_depth) / target_depth)^2 + ((fanout - target_fanout) /
+    target_fanout)^2`` (a target of 0 contributes its absolute error instead), with ``depth``
+    the mean depth of the simulated trees and ``fanout`` their pooled fan-out of non-leaf nodes
+    (total edges / total nodes with a child). Ties keep the first candidate in (star_grid,
+    chain_grid) order, i.e. the smallest parameters; at ``star_prob = 1`` chain_prob has no
+    effect, so the tie there resolves to its first value.
 
     Args:
         pmf: size pmf over 1..K.
         target_depth: real mean depth (edges from the entry).
+        target_fanout: real fan-out of non-leaf nodes (pooled).
         n_trees: trees simulated per candidate.
-        grid: candidate chain_prob values (ascending).
+        star_grid, chain_grid: candidate values (ascending).
         seed: RNG seed (sizes and uniforms are drawn once and reused for every candidate).
-
-    Returns:
-        ``(chain_prob, generated_mean_depth, generated_mean_fanout)``; fan-out is pooled over
-        non-leaf nodes (total edges / total nodes with a child).
     """
     rng = np.random.default_rng(seed)
     kmax = len(pmf)
     sizes = rng.choice(np.arange(1, kmax + 1), size=n_trees, p=np.asarray(pmf) / np.sum(pmf))
-    u_chain = rng.random((n_trees, kmax))
+    u_branch = rng.random((n_trees, kmax))
     u_parent = rng.random((n_trees, kmax))
-    best: tuple[float, float, float, float] | None = None
-    for p in grid:
-        depth, n_edges, n_par = tree_depths_fanouts(sizes, float(p), u_chain, u_parent)
-        mean_depth = float(depth.mean())
-        fan = float(n_edges.sum() / max(n_par.sum(), 1))
-        err = abs(mean_depth - target_depth)
-        if best is None or err < best[0] - 1e-12:
-            best = (err, float(p), mean_depth, fan)
-    assert best is not None
-    return best[1], best[2], best[3]
+    trees = _sort_trees(sizes, u_branch, u_parent)
+    n_edges_total = float(np.sum(sizes - 1))
+    stars = np.asarray(star_grid, dtype=float)
+    chain = np.asarray(chain_grid, dtype=float)
+    depths = np.empty((stars.size, chain.size))
+    fans = np.empty((stars.size, chain.size))
+    for i, ps in enumerate(stars):  # one row of the grid at a time: all chain_prob vectorised
+        depth, n_par = _tree_stats(trees, np.full(chain.size, ps), chain)
+        depths[i] = depth.sum(axis=1, dtype=np.int64) / n_trees
+        fans[i] = n_edges_total / np.maximum(n_par.sum(axis=1, dtype=np.int64), 1)
+    losses = _rel_err(depths, target_depth) ** 2 + _rel_err(fans, target_fanout) ** 2
+    i, j = np.unravel_index(int(np.argmin(losses)), losses.shape)  # first minimum in C order
+    return TreeFit(star_prob=float(stars[i]), chain_prob=float(chain[j]),
+                   mean_depth=float(depths[i, j]), mean_fanout=float(fans[i, j]),
+                   loss=float(losses[i, j]), star_grid=stars, chain_grid=chain, losses=losses)
 
 
 def fit_apps(stats: Sequence[GraphStats], scheme: str = "service", n_trees: int = N_TREES,
              seed: int = 0) -> dict[str, Any]:
-    """Fit size_pmf, chain_prob, calls_pmf and data_prob to call-graph statistics.
+    """Fit size_pmf, star_prob, chain_prob, calls_pmf and data_prob to call-graph statistics.
 
     The real depth of a graph larger than MAX_APP_SIZE is capped at MAX_APP_SIZE - 1 (the
     deepest tree a clipped app can have).
@@ -581,17 +709,20 @@ def fit_apps(stats: Sequence[GraphStats], scheme: str = "service", n_trees: int 
     rw = np.array([wi for g, wi in zip(stats, w, strict=True) for _ in g.call_ratios])
     calls = calls_bucket_pmf(ratios, rw)
     data_prob = float(np.average([g.has_data for g in stats], weights=w))
-    chain, gen_depth, gen_fan = fit_chain_prob(pmf, real_depth, n_trees=n_trees, seed=seed)
+    tree = fit_tree_params(pmf, real_depth, real_fan, n_trees=n_trees, seed=seed)
     return {
         "size_pmf": pmf,
         "clipped_fraction": clipped,
-        "chain_prob": chain,
+        "star_prob": tree.star_prob,
+        "chain_prob": tree.chain_prob,
+        "tree_loss": tree.loss,
+        "tree_near": tree.near_optimal(),
         "calls_pmf": calls,
         "data_prob": data_prob,
         "real_mean_depth": real_depth,
         "real_mean_fanout": real_fan,
-        "gen_mean_depth": gen_depth,
-        "gen_mean_fanout": gen_fan,
+        "gen_mean_depth": tree.mean_depth,
+        "gen_mean_fanout": tree.mean_fanout,
         "n_graphs": len(stats),
         "n_services": len({g.service for g in stats}),
         "n_edges": int(ratios.size),
@@ -976,15 +1107,16 @@ def fit_all(data: Path, seed: int = 0, n_trees: int = N_TREES,
         "burst_factor": sig(arr["burst_factor"]),
         "burst_on_s": sig(arr["burst_on_s"]),
         "burst_off_s": sig(arr["burst_off_s"]),
-        "index_of_dispersion": sig(arr["index_of_dispersion"]),
         "source": (
             f"{ARRIVALS}: VMs per 300-s bin ({series.counts.size} bins, "
             f"{int(series.counts.sum())} VMs, mean {arr['base_per_bin']:.4g}/bin); least-squares "
             "24-h sinusoid on counts vs hour = (t mod 86400)/3600 at bin mid-point (t = 0 assumed "
             "00:00 UTC); burst bin = count/daily-curve ratio > median + 3*1.4826*MAD "
             f"({100 * arr['burst_fraction']:.3g}% of bins); burst_factor = mean ratio in burst / "
-            "outside; on/off = mean run lengths x 300 s; index_of_dispersion = var(ddof=1)/mean "
-            "of raw counts"
+            "outside; on/off = mean run lengths x 300 s; for the record (not a generator "
+            "parameter): index of dispersion var(ddof=1)/mean of raw counts "
+            f"{sig(arr['index_of_dispersion']):g} (fitted on/off Poisson model, same bins, seed "
+            f"{seed}: {sig(sim_iod):g})"
         ),
     }
 
@@ -995,29 +1127,40 @@ def fit_all(data: Path, seed: int = 0, n_trees: int = N_TREES,
         a = fit_apps(stats, alt, n_trees=min(n_trees, 5000), seed=seed)
         say(f"apps weighted by {alt}: size_pmf {_floats(a['size_pmf'])} clipped "
             f"{a['clipped_fraction']:.4g} depth {a['real_mean_depth']:.4g} fanout "
-            f"{a['real_mean_fanout']:.4g} chain_prob {a['chain_prob']:.3g} calls "
+            f"{a['real_mean_fanout']:.4g} star_prob {a['star_prob']:.3g} chain_prob "
+            f"{a['chain_prob']:.3g} (generated depth {a['gen_mean_depth']:.4g} fanout "
+            f"{a['gen_mean_fanout']:.4g}) calls "
             f"{_floats(a['calls_pmf'])} data_prob {a['data_prob']:.4g}")
-    say(f"apps (service-weighted): generated mean depth {app['gen_mean_depth']:.4g}, generated "
-        f"mean fan-out {app['gen_mean_fanout']:.4g}; {app['n_non_tree']} non-tree graphs, "
+    s_lo, s_hi, c_lo, c_hi = app["tree_near"]
+    say(f"apps (service-weighted): star_prob {app['star_prob']:.3g} chain_prob "
+        f"{app['chain_prob']:.3g}, loss {app['tree_loss']:.3g}; generated mean depth "
+        f"{app['gen_mean_depth']:.4g} (real {app['real_mean_depth']:.4g}), generated mean fan-out "
+        f"{app['gen_mean_fanout']:.4g} (real {app['real_mean_fanout']:.4g}); grid points within "
+        f"{NEAR_LOSS_TOL:g} of the minimum loss span star_prob {s_lo:.3g}..{s_hi:.3g}, "
+        f"chain_prob {c_lo:.3g}..{c_hi:.3g}; {app['n_non_tree']} non-tree graphs, "
         f"{app['n_unreachable']} unreachable nodes, {app['n_self_loops']} self-loops dropped, "
         f"{100 * app['ratio_below_1']:.3g}% of edges below 1 call per parent call")
     apps = {
         "size_pmf": round_pmf(app["size_pmf"]),
+        "star_prob": sig(app["star_prob"]),
         "chain_prob": sig(app["chain_prob"]),
         "calls_pmf": round_pmf(app["calls_pmf"]),
         "data_prob": sig(app["data_prob"]),
-        "real_mean_depth": sig(app["real_mean_depth"]),
-        "real_mean_fanout": sig(app["real_mean_fanout"]),
         "source": (
             f"{CALLGRAPHS}: {app['n_graphs']} graphs of {app['n_services']} services, each graph "
             "weighted by num / (total num of its service) so every service counts once; "
             "size = distinct non-USER nodes, clipped to 8 "
             f"({100 * app['clipped_fraction']:.3g}% of weight clipped); depth = BFS shortest-path "
-            "depth from USER's callees over non-USER nodes (self-loops dropped, capped at 7); "
-            "chain_prob = grid 0..1 step 0.01 matching mean depth over "
-            f"{n_trees} simulated trees (seed {seed}; generated mean depth "
-            f"{app['gen_mean_depth']:.4g}, generated mean fan-out {app['gen_mean_fanout']:.4g}); "
-            "fan-out = distinct callees per non-leaf node, pooled; calls_pmf over "
+            "depth from USER's callees over non-USER nodes (self-loops dropped, capped at 7), "
+            f"real mean depth {sig(app['real_mean_depth']):g}; fan-out = distinct callees per "
+            f"non-leaf node, pooled, real mean fan-out {sig(app['real_mean_fanout']):g}; "
+            "star_prob and chain_prob = joint grid 0..1 step 0.02 minimising the sum of squared "
+            "relative errors of mean depth and mean fan-out over "
+            f"{n_trees} simulated trees (seed {seed}, sizes from size_pmf; generated mean depth "
+            f"{app['gen_mean_depth']:.4g}, generated mean fan-out {app['gen_mean_fanout']:.4g}, "
+            f"loss {sig(app['tree_loss'], 2):g}; weakly identified: grid points within "
+            f"{NEAR_LOSS_TOL:g} of the minimum loss span star_prob {s_lo:.3g}..{s_hi:.3g}, "
+            f"chain_prob {c_lo:.3g}..{c_hi:.3g}); calls_pmf over "
             f"{app['n_edges']} non-USER edges of weight / parent's total incoming weight, rounded "
             "half-up and clipped to 1..4; data_prob = weight of graphs with an rpctype db or mc "
             "edge"
@@ -1142,7 +1285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sim.fitting", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="trace folder (shared/data)")
     ap.add_argument("--out", type=Path, help="also write the YAML fragment here")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the chain_prob simulation")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the tree simulation (star_prob, chain_prob)")
     ap.add_argument("--quiet", action="store_true", help="no diagnostics on stderr")
     args = ap.parse_args(argv)
     doc = fit_all(args.data, seed=args.seed, log=None if args.quiet else sys.stderr)

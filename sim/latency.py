@@ -1,4 +1,4 @@
-"""Response-time model: processor-sharing queues and the call graph's critical path."""
+"""Response-time model shared by the workload generator (SLOs) and the kernel (constants)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,6 @@ import numpy as np
 # Beyond this load a PS queue is unstable; the response is held at its value here
 # (1 / (1 - 0.95) = 20x the service time) and the SLO accounting does the rest.
 RHO_MAX = 0.95
-
-
-def ps_response_ms(service_ms: np.ndarray, rho: np.ndarray) -> np.ndarray:
-    """Mean response of an M/G/1 processor-sharing queue: S / (1 - rho), rho capped."""
-    return service_ms / (1.0 - np.minimum(rho, RHO_MAX))
 
 
 def critical_path_ms(

@@ -46,6 +46,16 @@ class Topology:
         return self.num_sites * self.nodes_per_site
 
     @property
+    def edge_curves(self) -> np.ndarray | None:
+        """(S, M, 11) power tables of the edge nodes, or None when all are linear."""
+        if self.node_curves is None:
+            return None
+        edge = self.node_curves[: self.num_edge_nodes]
+        if np.allclose(edge, np.linspace(0.0, 1.0, 11)):
+            return None
+        return edge.reshape(self.num_sites, self.nodes_per_site, 11)
+
+    @property
     def ref_cores(self) -> float:
         return float(self.node_cores[: self.num_edge_nodes][self.node_exists[: self.num_edge_nodes]].max())
 

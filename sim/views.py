@@ -49,9 +49,7 @@ def edge_view(core: BatchedCore) -> EdgeView:
     pool = slice(core.S * core.M, core.N)
     pool_cores = topo.node_cores[pool].sum()
     pool_free = 1.0 - st.node_alloc_cpu[:, pool].sum(axis=1) / max(pool_cores, 1e-9)
-    curves = None
-    if topo.node_curves is not None:
-        curves = topo.node_curves[: core.S * core.M].reshape(core.S, core.M, 11)
+    curves = core.edge_curves
     f = lambda a: np.where(pending, a, 0)  # noqa: E731
     return EdgeView(
         hour=np.broadcast_to(core.hour[:, None], (core.B, core.S)),
@@ -111,9 +109,7 @@ def cloud_view(core: BatchedCore) -> CloudView:
     mems = topo.node_mem_gib[edge].reshape(core.S, core.M)
     alloc_cpu = _edge_nodes(core, st.node_alloc_cpu)
     alloc_mem = _edge_nodes(core, st.node_alloc_mem)
-    curves = None
-    if topo.node_curves is not None:
-        curves = topo.node_curves[edge].reshape(core.S, core.M, 11)
+    curves = core.edge_curves
     budget = topo.site_budget_w
     site_fits = placement_fits(
         _static_edge(core, topo.node_exists), cores, mems, alloc_cpu, alloc_mem,

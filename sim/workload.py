@@ -38,6 +38,7 @@ class NewApps:
     lifetime_s: np.ndarray  # (n,)
     slo_ms: np.ndarray  # (n,)
     rate_rps: np.ndarray  # (n,) user requests per second
+    slo_factor: np.ndarray  # (n,) SLO multiple of the ideal response
 
 
 class WorkloadGenerator:
@@ -55,18 +56,45 @@ class WorkloadGenerator:
         self.cpu_cdf = np.cumsum(w.containers.cpu_request_pmf)
         self.mem_ratio_values = np.asarray(w.containers.mem_gib_per_core)
         self.mem_ratio_cdf = np.cumsum(w.containers.mem_gib_per_core_pmf)
+        self.reset()
+
+    POOL_SIZE = 2048  # apps drawn at once: many small draws cost more than one large one
+
+    def reset(self) -> None:
+        """Forget pre-drawn apps (call when the generator that drew them is re-seeded)."""
+        self._pool: NewApps | None = None
+        self._pool_used = 0
 
     def sample(self, rng: np.random.Generator, home: np.ndarray) -> NewApps:
-        n, k = home.shape[0], self.k
+        """The next len(home) apps, arriving at sites `home`."""
+        n = home.shape[0]
+        pool = getattr(self, "_pool", None)
+        if pool is None or self._pool_used + n > pool.size.shape[0]:
+            self._pool = pool = self._draw(rng, max(self.POOL_SIZE, n))
+            self._pool_used = 0
+        take = slice(self._pool_used, self._pool_used + n)
+        self._pool_used += n
+        apps = NewApps(**{f: getattr(pool, f)[take] for f in NewApps.__dataclass_fields__})
+        # Users reach an app at home first: its SLO includes their round trip to the site.
+        apps.home = home
+        apps.data_site = home.copy()
+        apps.slo_ms = apps.slo_ms + apps.slo_factor * self.user_rtt_home[home]
+        return apps
+
+    def _draw(self, rng: np.random.Generator, n: int) -> NewApps:
+        home = np.zeros(n, dtype=np.int64)
+        k = self.k
         apps, use, life = self.w.apps, self.w.usage, self.w.lifetimes
         size = 1 + _draw(self.size_cdf, rng.random(n))
         idx = np.arange(k)
         real = idx[None, :] < size[:, None]
 
-        # Random recursive tree: parent[k] = k-1 with chain_prob, else uniform over 0..k-1.
-        chain = rng.random((n, k)) < apps.chain_prob
+        # Random tree: parent[k] = 0 (the entry) with star_prob, else k-1 with chain_prob,
+        # else uniform over 0..k-1. Real call graphs are mostly an entry fanning out.
+        u = rng.random((n, k))
+        chain_cut = apps.star_prob + (1.0 - apps.star_prob) * apps.chain_prob
         uniform = np.floor(rng.random((n, k)) * np.maximum(idx, 1)).astype(np.int64)
-        parent = np.where(chain, idx - 1, uniform)
+        parent = np.where(u < apps.star_prob, 0, np.where(u < chain_cut, idx - 1, uniform))
         parent[:, 0] = -1
         parent = np.where(real, parent, -1)
 
@@ -105,11 +133,10 @@ class WorkloadGenerator:
         lifetime_s = np.clip(
             life.median_s * np.exp(life.sigma * rng.standard_normal(n)), life.min_s, life.max_s
         )
-        # SLO: a multiple of the app's ideal response at home (unloaded, co-located) + slack.
+        # SLO: a multiple of the app's ideal response at home (unloaded, co-located) + slack;
+        # the users' round trip to their home site is added when the app lands there.
         own = np.where(real, work_ms / (1.0 - level), 0.0)
-        ideal = self.user_rtt_home[home] + critical_path_ms(
-            own, parent, calls, np.full((n, k), self.lan_rtt_ms), real
-        )
+        ideal = critical_path_ms(own, parent, calls, np.full((n, k), self.lan_rtt_ms), real)
         factor = rng.uniform(apps.slo_factor_min, apps.slo_factor_max, n)
         slack = rng.uniform(apps.slo_slack_ms_min, apps.slo_slack_ms_max, n)
         slo_ms = factor * ideal + slack
@@ -122,7 +149,7 @@ class WorkloadGenerator:
             mem_req=zero(mem_req), level=zero(level), sigma=zero(sigma), amp=zero(amp),
             peak_h=peak_h, mem_level=zero(mem_level), mem_growth_h=zero(mem_growth_h),
             data_k=data_k, data_site=data_site, lifetime_s=lifetime_s, slo_ms=slo_ms,
-            rate_rps=rate_rps,
+            rate_rps=rate_rps, slo_factor=factor,
         )
 
     def arrival_rate_per_s(self, hour: np.ndarray, base_per_hour: np.ndarray,

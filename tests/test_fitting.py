@@ -158,39 +158,126 @@ def test_calls_bucket_pmf() -> None:
     assert pmf.tolist() == pytest.approx([3 / 8, 2 / 8, 1 / 8, 2 / 8])
 
 
+def _old_model_depths(sizes: np.ndarray, chain_prob: float, u1: np.ndarray,
+                      u2: np.ndarray) -> np.ndarray:
+    """Reference: the previous one-parameter rule (k-1 with chain_prob, else uniform)."""
+    n, kmax = u1.shape
+    d = np.zeros((n, kmax), dtype=int)
+    for k in range(1, kmax):
+        par = np.where(u1[:, k] < chain_prob, k - 1, np.minimum((u2[:, k] * k).astype(int), k - 1))
+        d[:, k] = np.where(sizes > k, d[np.arange(n), par] + 1, 0)
+    return d.max(axis=1)
+
+
 def test_tree_generator_chain_prob_one_is_a_chain() -> None:
     rng = np.random.default_rng(0)
-    parents = ft.sample_tree_parents(6, 1.0, rng)
+    parents = ft.sample_tree_parents(6, 0.0, 1.0, rng)
     assert parents.tolist() == [-1, 0, 1, 2, 3, 4]
     n, k = 1000, 8
     sizes = np.full(n, k)
     u1, u2 = rng.random((n, k)), rng.random((n, k))
-    depth, edges, n_par = ft.tree_depths_fanouts(sizes, 1.0, u1, u2)
+    depth, edges, n_par = ft.tree_depths_fanouts(sizes, 0.0, 1.0, u1, u2)
     assert (depth == k - 1).all()
     assert (n_par == k - 1).all()
-    depth0, _, n_par0 = ft.tree_depths_fanouts(sizes, 0.0, u1, u2)
+    depth0, _, n_par0 = ft.tree_depths_fanouts(sizes, 0.0, 0.0, u1, u2)
     assert depth0.mean() < k - 1 - 2  # random recursive trees are much shallower
     assert (edges / n_par0).mean() > 1.0
+
+
+def test_star_prob_one_is_a_star() -> None:
+    rng = np.random.default_rng(1)
+    for chain in (0.0, 0.5, 1.0):  # chain_prob has no effect when star_prob = 1
+        assert ft.sample_tree_parents(6, 1.0, chain, rng).tolist() == [-1, 0, 0, 0, 0, 0]
+    sizes = np.array([1, 2, 3, 5, 8] * 20)
+    u1, u2 = rng.random((100, 8)), rng.random((100, 8))
+    depth, edges, n_par = ft.tree_depths_fanouts(sizes, 1.0, 0.7, u1, u2)
+    assert depth.tolist() == np.minimum(sizes - 1, 1).tolist()  # depth 1 (0 for a lone entry)
+    assert n_par.tolist() == (sizes > 1).astype(int).tolist()  # only the entry has children
+    assert (edges[sizes > 1] / n_par[sizes > 1]).tolist() == (sizes[sizes > 1] - 1).tolist()
+
+
+def test_star_prob_zero_is_the_old_model() -> None:
+    rng = np.random.default_rng(2)
+    n = 2000
+    sizes = rng.integers(1, 9, n)
+    u1, u2 = rng.random((n, 8)), rng.random((n, 8))
+    for chain in (0.0, 0.3, 0.8):
+        depth, _, _ = ft.tree_depths_fanouts(sizes, 0.0, chain, u1, u2)
+        assert depth.tolist() == _old_model_depths(sizes, chain, u1, u2).tolist()
+
+
+def test_vectorised_trees_match_the_sampler() -> None:
+    rng = np.random.default_rng(4)
+    n, size, star, chain = 3000, 6, 0.3, 0.5
+    depths, parents = [], []
+    for _ in range(n):
+        par = ft.sample_tree_parents(size, star, chain, rng)
+        d = np.zeros(size, dtype=int)
+        for k in range(1, size):
+            d[k] = d[par[k]] + 1
+        depths.append(d.max())
+        parents.append(len(set(par[1:].tolist())))
+    depth, _, n_par = ft.tree_depths_fanouts(np.full(n, size), star, chain,
+                                             rng.random((n, 8)), rng.random((n, 8)))
+    assert depth.mean() == pytest.approx(np.mean(depths), abs=0.06)
+    assert n_par.mean() == pytest.approx(np.mean(parents), abs=0.06)
+
+
+def test_tree_stats_over_a_grid_row_equals_one_candidate_at_a_time() -> None:
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(1, 9, 500)
+    u1, u2 = rng.random((500, 8)), rng.random((500, 8))
+    chains = np.array([0.0, 0.25, 0.9])
+    trees = ft._sort_trees(sizes, u1, u2)
+    depth, n_par = ft._tree_stats(trees, np.full(3, 0.4), chains)
+    m = int((sizes > 1).sum())
+    assert depth.shape == n_par.shape == (3, m)  # lone entries are left out
+    for i, c in enumerate(chains):
+        d1, _, p1 = ft.tree_depths_fanouts(sizes, 0.4, float(c), u1, u2)
+        assert depth[i].tolist() == d1[trees.order[:m]].tolist()
+        assert n_par[i].tolist() == p1[trees.order[:m]].tolist()
+        assert (d1[sizes == 1] == 0).all() and (p1[sizes == 1] == 0).all()
 
 
 def test_tree_generator_respects_sizes() -> None:
     rng = np.random.default_rng(3)
     sizes = np.array([1, 2, 3, 5])
-    depth, edges, _ = ft.tree_depths_fanouts(sizes, 1.0, rng.random((4, 8)), rng.random((4, 8)))
+    depth, edges, _ = ft.tree_depths_fanouts(sizes, 0.0, 1.0, rng.random((4, 8)),
+                                             rng.random((4, 8)))
     assert depth.tolist() == [0, 1, 2, 4]
     assert edges.tolist() == [0, 1, 2, 4]
 
 
-def test_fit_chain_prob_recovers_a_known_value() -> None:
-    pmf = np.array([0, 0, 0, 0, 1.0, 0, 0, 0])  # all apps have 5 containers
-    rng = np.random.default_rng(7)
-    depths = [ft.tree_depths_fanouts(np.array([5]), 0.6, rng.random((1, 8)),
-                                     rng.random((1, 8)))[0][0] for _ in range(3000)]
-    p, gen_depth, _ = ft.fit_chain_prob(pmf, float(np.mean(depths)), n_trees=3000, seed=1)
-    assert p == pytest.approx(0.6, abs=0.1)
-    assert gen_depth == pytest.approx(np.mean(depths), abs=0.05)
-    p_lo, _, _ = ft.fit_chain_prob(pmf, 0.5, n_trees=500, seed=1)
-    assert p_lo == 0.0  # target below the reachable minimum: degenerate, clamps to 0
+def test_fit_tree_params_recovers_known_values() -> None:
+    pmf = np.array([0, 0, 0, 0, 0, 0, 0, 1.0])  # all apps have 8 containers
+    n = 20_000
+    rng = np.random.default_rng(50)  # independent of the search's own draws
+    d, e, p = ft.tree_depths_fanouts(np.full(n, 8), 0.2, 0.8, rng.random((n, 8)),
+                                     rng.random((n, 8)))
+    depth, fan = float(d.mean()), float(e.sum() / p.sum())
+    grid = np.linspace(0.0, 1.0, 11)
+    fit = ft.fit_tree_params(pmf, depth, fan, n_trees=n, star_grid=grid, chain_grid=grid, seed=1)
+    assert fit.star_prob == pytest.approx(0.2, abs=0.05)
+    assert fit.chain_prob == pytest.approx(0.8, abs=0.05)
+    assert fit.mean_depth == pytest.approx(depth, rel=0.01)
+    assert fit.mean_fanout == pytest.approx(fan, rel=0.01)
+    assert fit.loss < 1e-4
+    assert fit.losses.shape == (11, 11)
+    assert fit.loss == fit.losses.min()
+    s_lo, s_hi, c_lo, c_hi = fit.near_optimal()
+    assert s_lo <= fit.star_prob <= s_hi and c_lo <= fit.chain_prob <= c_hi
+
+
+def test_fit_tree_params_star_like_targets() -> None:
+    # Shallow, bushy targets out of reach of the one-parameter model need star_prob > 0.
+    pmf = np.array([0, 0, 0, 0, 1.0, 0, 0, 0])  # 5 containers
+    grid = np.linspace(0.0, 1.0, 11)
+    fit = ft.fit_tree_params(pmf, 1.0, 4.0, n_trees=500, star_grid=grid, chain_grid=grid, seed=1)
+    assert (fit.star_prob, fit.chain_prob) == (1.0, 0.0)  # exact star; the tie keeps chain 0
+    assert (fit.mean_depth, fit.mean_fanout, fit.loss) == (1.0, 4.0, 0.0)
+    old = ft.fit_tree_params(pmf, 1.0, 4.0, n_trees=500, star_grid=np.array([0.0]),
+                             chain_grid=grid, seed=1)
+    assert old.chain_prob == 0.0 and old.loss > 0.1  # the old model clamps at chain_prob 0
 
 
 # --------------------------------------------------------------------------------- containers
@@ -341,9 +428,9 @@ def test_end_to_end_on_tiny_synthetic_folder(tmp_path: Path, capsys) -> None:
     w = doc["workload"]
     assert list(w) == ["arrivals", "apps", "containers", "usage", "lifetimes"]
     assert set(w["arrivals"]) == {"daily_amplitude", "peak_hour", "burst_factor", "burst_on_s",
-                                  "burst_off_s", "index_of_dispersion", "source"}
-    assert set(w["apps"]) == {"size_pmf", "chain_prob", "calls_pmf", "data_prob",
-                              "real_mean_depth", "real_mean_fanout", "source"}
+                                  "burst_off_s", "source"}
+    assert list(w["apps"]) == ["size_pmf", "star_prob", "chain_prob", "calls_pmf", "data_prob",
+                               "source"]
     assert set(w["usage"]) == {"cpu_level_beta", "cpu_sigma_mean", "cpu_sigma_std",
                                "ar1_phi_per_min", "cpu_daily_amp_mean", "mem_level_beta",
                                "mem_growth_per_hour_mean", "mem_growth_per_hour_std", "source"}
@@ -358,6 +445,19 @@ def test_end_to_end_on_tiny_synthetic_folder(tmp_path: Path, capsys) -> None:
     assert w["arrivals"]["peak_hour"] == pytest.approx(12.0, abs=1.5)
     assert w["lifetimes"]["median_s"] == pytest.approx(math.exp(6.0), rel=0.2)
     assert all(isinstance(v["source"], str) and v["source"] for v in w.values())
+    # record-only statistics live in the source strings, not as keys
+    assert "index of dispersion" in w["arrivals"]["source"]
+    assert "real mean depth 0.6667" in w["apps"]["source"]  # sizes 2, 2, 1 -> depths 1, 1, 0
+    assert "real mean fan-out 1" in w["apps"]["source"]
+    assert "generated mean depth" in w["apps"]["source"]
+    assert 0.0 <= w["apps"]["star_prob"] <= 1.0 and 0.0 <= w["apps"]["chain_prob"] <= 1.0
+    # every emitted key is a field of the scenario schema, which forbids extra keys
+    from hierarchy import scenario as sc
+
+    models = {"arrivals": sc.Arrivals, "apps": sc.Apps, "containers": sc.Containers,
+              "usage": sc.Usage, "lifetimes": sc.Lifetimes}
+    for group, model in models.items():
+        assert set(w[group]) <= set(model.model_fields), group
 
 
 def test_daily_residual_handles_negative_mean() -> None:

@@ -1,0 +1,316 @@
+"""The compiled part of a tick: every running container of every advancing copy.
+
+This loop touches only active apps and their real containers, which is what makes batched
+training fast (NumPy over padded (B, A, K) arrays spent most of its time on empty slots).
+It draws no random numbers: the caller passes the tick's draws from the copy's generator, so
+seeding stays per environment. The model it computes is described in sim/tick.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from sim.latency import RHO_MAX
+from sim.state import REJECTED, RUNNING
+
+# Latency above SLO counts in SLO units up to this many (an app far out of SLO is out).
+LATENCY_OVER_CAP = 10.0
+# Columns of the per-step cost terms (sim.state.TERM_NAMES).
+T_ENERGY, T_LATENCY, T_VIOLATION, T_REJECTION, T_CAPPED, T_OVERSHOOT = range(6)
+
+
+@njit(cache=True, inline="always")
+def _load_fraction(curves: np.ndarray, n: int, u: float) -> float:
+    if u <= 0.0:
+        return curves[n, 0]
+    if u >= 1.0:
+        return curves[n, 10]
+    x = u * 10.0
+    lo = int(x)
+    return curves[n, lo] + (curves[n, lo + 1] - curves[n, lo]) * (x - lo)
+
+
+@njit(cache=True)
+def tick_kernel(
+    adv, dt, hour,
+    c_status, c_node, c_loc, c_parent, c_calls, c_inv, c_bytes, c_work, c_req_cpu, c_req_mem,
+    c_alloc_cpu, c_alloc_mem, c_level, c_sigma, c_amp, c_peak_h, c_mem_level, c_mem_growth,
+    c_demand, c_mem_used, c_peak_cpu, c_peak_mem, c_ready, c_age,
+    a_active, a_home, a_size, a_slo, a_rate, a_life, a_z, a_data_k, a_data_site,
+    asleep, idle_s, wake_left, n_alloc_cpu, n_alloc_mem, n_used, n_fresh, n_energy,
+    knob, throttle, loc_power,
+    finished, oom_restarts, wan_bytes, requests, requests_violated, response_sum,
+    response_hist, capped_s, overshoot_j, used_core_s, edge_core_s, terms,
+    node_exists, node_site, node_cores, node_mem, idle_w, max_w, sleep_w, speed, curves,
+    site_budget, loc_pue, rtt, user_rtt, response_bins,
+    headroom_levels, resize_min, resize_max, peak_halflife_s, oom_restart_s, sleep_after_s,
+    throttle_min, kappa, wan_j_per_byte, user_bytes, data_bytes, record,
+):
+    n_copies, n_apps, k_max = c_status.shape
+    n_nodes = asleep.shape[1]
+    n_sites = site_budget.shape[0]
+    grow_cpu = np.zeros(n_nodes)
+    grow_mem = np.zeros(n_nodes)
+    scale_cpu = np.zeros(n_nodes)
+    scale_mem = np.zeros(n_nodes)
+    loc_base = np.zeros(n_sites + 1)
+    loc_dyn = np.zeros(n_sites + 1)
+    theta = np.ones(n_sites + 1)
+    own = np.zeros(k_max)
+    slowest = np.zeros(k_max)
+    edge_nodes_cores = 0.0
+    for n in range(n_nodes):
+        if node_exists[n] and node_site[n] < n_sites:
+            edge_nodes_cores += node_cores[n]
+
+    for b in range(n_copies):
+        if not adv[b]:
+            continue
+        d = dt[b]
+        h = hour[b]
+        hours = d / 3600.0
+        decay = 0.5 ** (d / peak_halflife_s)
+
+        # --- demand, memory, peaks, OOM, and resize (shrink now, growth scaled below) ----
+        grow_cpu[:] = 0.0
+        grow_mem[:] = 0.0
+        n_alloc_cpu[b, :] = 0.0
+        n_alloc_mem[b, :] = 0.0
+        for a in range(n_apps):
+            if not a_active[b, a]:
+                continue
+            z = a_z[b, a]
+            for k in range(a_size[b, a]):
+                if c_status[b, a, k] != RUNNING:
+                    c_demand[b, a, k] = 0.0
+                    c_mem_used[b, a, k] = 0.0
+                    continue
+                ready = max(c_ready[b, a, k] - d, 0.0)
+                c_age[b, a, k] += d
+                dem = 0.0
+                if ready <= 0.0:
+                    sig = c_sigma[b, a, k]
+                    daily = 1.0 + c_amp[b, a, k] * math.cos(
+                        2.0 * math.pi * (h - c_peak_h[b, a, k]) / 24.0)
+                    dem = c_req_cpu[b, a, k] * c_level[b, a, k] * daily * math.exp(
+                        sig * z - 0.5 * sig * sig)
+                growth = c_mem_level[b, a, k] + c_mem_growth[b, a, k] * c_age[b, a, k] / 3600.0
+                mem = c_req_mem[b, a, k] * min(max(growth, 0.01), 4.0)
+                c_peak_cpu[b, a, k] = max(dem, c_peak_cpu[b, a, k] * decay)
+                c_peak_mem[b, a, k] = max(mem, c_peak_mem[b, a, k] * decay)
+                if ready <= 0.0 and mem > c_alloc_mem[b, a, k]:
+                    # Out of memory: the container restarts and serves nothing meanwhile.
+                    ready = oom_restart_s
+                    c_age[b, a, k] = 0.0
+                    mem = c_req_mem[b, a, k] * c_mem_level[b, a, k]
+                    dem = 0.0
+                    oom_restarts[b] += 1.0
+                c_ready[b, a, k] = ready
+                c_demand[b, a, k] = dem
+                c_mem_used[b, a, k] = mem
+                node = c_node[b, a, k]
+                loc = c_loc[b, a, k]
+                if loc < n_sites:
+                    head = headroom_levels[knob[b, loc]]
+                    if head >= 0.0:
+                        req = c_req_cpu[b, a, k]
+                        target = min(max(c_peak_cpu[b, a, k] * (1.0 + head), resize_min * req),
+                                     resize_max * req)
+                        delta = target - c_alloc_cpu[b, a, k]
+                        if delta < 0.0:
+                            c_alloc_cpu[b, a, k] = target
+                        else:
+                            grow_cpu[node] += delta
+                        req = c_req_mem[b, a, k]
+                        target = min(max(c_peak_mem[b, a, k] * (1.0 + head), resize_min * req),
+                                     resize_max * req)
+                        delta = target - c_alloc_mem[b, a, k]
+                        if delta < 0.0:
+                            c_alloc_mem[b, a, k] = target
+                        else:
+                            grow_mem[node] += delta
+                n_alloc_cpu[b, node] += c_alloc_cpu[b, a, k]
+                n_alloc_mem[b, node] += c_alloc_mem[b, a, k]
+
+        # Growth on a node is scaled to the room its shrinking containers left.
+        for n in range(n_nodes):
+            room = max(node_cores[n] - n_alloc_cpu[b, n], 0.0)
+            scale_cpu[n] = min(1.0, room / grow_cpu[n]) if grow_cpu[n] > 0.0 else 1.0
+            room = max(node_mem[n] - n_alloc_mem[b, n], 0.0)
+            scale_mem[n] = min(1.0, room / grow_mem[n]) if grow_mem[n] > 0.0 else 1.0
+            n_used[b, n] = 0.0
+            n_fresh[b, n] = 0.0
+        for a in range(n_apps):
+            if not a_active[b, a]:
+                continue
+            for k in range(a_size[b, a]):
+                if c_status[b, a, k] != RUNNING:
+                    continue
+                node = c_node[b, a, k]
+                loc = c_loc[b, a, k]
+                if loc < n_sites:
+                    head = headroom_levels[knob[b, loc]]
+                    if head >= 0.0:
+                        req = c_req_cpu[b, a, k]
+                        target = min(max(c_peak_cpu[b, a, k] * (1.0 + head), resize_min * req),
+                                     resize_max * req)
+                        delta = target - c_alloc_cpu[b, a, k]
+                        if delta > 0.0:
+                            c_alloc_cpu[b, a, k] += delta * scale_cpu[node]
+                            n_alloc_cpu[b, node] += delta * scale_cpu[node]
+                        req = c_req_mem[b, a, k]
+                        target = min(max(c_peak_mem[b, a, k] * (1.0 + head), resize_min * req),
+                                     resize_max * req)
+                        delta = target - c_alloc_mem[b, a, k]
+                        if delta > 0.0:
+                            c_alloc_mem[b, a, k] += delta * scale_mem[node]
+                            n_alloc_mem[b, node] += delta * scale_mem[node]
+                n_used[b, node] += min(c_demand[b, a, k], c_alloc_cpu[b, a, k])
+
+        # --- power, capping, energy ---------------------------------------------------------
+        loc_base[:] = 0.0
+        loc_dyn[:] = 0.0
+        for n in range(n_nodes):
+            if not node_exists[n]:
+                continue
+            s = node_site[n]
+            if asleep[b, n]:
+                loc_base[s] += sleep_w[n]
+            else:
+                u = n_used[b, n] / node_cores[n]
+                loc_base[s] += idle_w[n]
+                loc_dyn[s] += (max_w[n] - idle_w[n]) * _load_fraction(curves, n, u)
+        for s in range(n_sites + 1):
+            theta[s] = 1.0
+            demand_w = loc_base[s] + loc_dyn[s]
+            loc_power[b, s] = demand_w
+            if s < n_sites:
+                budget = site_budget[s]
+                if demand_w > budget:
+                    theta[s] = min(max((budget - loc_base[s]) / max(loc_dyn[s], 1e-9),
+                                       throttle_min), 1.0)
+                    capped_s[b, s] += d
+                    terms[b, T_CAPPED] += hours
+                drawn = loc_base[s] + theta[s] * loc_dyn[s]
+                over = max(drawn - budget, 0.0) * d
+                overshoot_j[b, s] += over
+                terms[b, T_OVERSHOOT] += over / 3600.0
+                throttle[b, s] = theta[s]
+        energy = 0.0
+        used_edge = 0.0
+        for n in range(n_nodes):
+            if not node_exists[n]:
+                continue
+            s = node_site[n]
+            if asleep[b, n]:
+                drawn = sleep_w[n]
+            else:
+                u = n_used[b, n] / node_cores[n]
+                drawn = idle_w[n] + theta[s] * (max_w[n] - idle_w[n]) * _load_fraction(curves, n, u)
+            e = drawn * loc_pue[s] * d
+            n_energy[b, n] += e
+            energy += e
+            if s < n_sites:
+                used_edge += n_used[b, n]
+        used_core_s[b] += used_edge * d
+        edge_core_s[b] += edge_nodes_cores * d
+
+        # --- response times, SLO, WAN bytes ---------------------------------------------------
+        wan = 0.0
+        for a in range(n_apps):
+            if not a_active[b, a]:
+                continue
+            size = a_size[b, a]
+            serving = True
+            for k in range(size):
+                if c_status[b, a, k] != RUNNING or c_ready[b, a, k] > 0.0:
+                    serving = False
+            reqs = a_rate[b, a] * d
+            requests[b] += reqs
+            if not serving:
+                requests_violated[b] += reqs
+                terms[b, T_VIOLATION] += hours
+                continue
+            data_k = a_data_k[b, a]
+            data_site = a_data_site[b, a]
+            for k in range(size):
+                node = c_node[b, a, k]
+                loc = c_loc[b, a, k]
+                th = theta[loc]
+                util = n_used[b, node] / node_cores[node]
+                service = c_work[b, a, k] * (1.0 + kappa * util * util) / (th * speed[node])
+                rho = c_demand[b, a, k] / max(c_alloc_cpu[b, a, k] * th, 1e-9)
+                own[k] = service / (1.0 - min(rho, RHO_MAX))
+                if k == data_k:
+                    own[k] += rtt[loc, data_site]
+                    if loc != data_site:
+                        wan += reqs * c_inv[b, a, k] * data_bytes
+                slowest[k] = 0.0
+            for k in range(size - 1, 0, -1):
+                p = c_parent[b, a, k]
+                lk = c_loc[b, a, k]
+                lp = c_loc[b, a, p]
+                contrib = c_calls[b, a, k] * (rtt[lk, lp] + own[k] + slowest[k])
+                if contrib > slowest[p]:
+                    slowest[p] = contrib
+                if lk != lp:
+                    wan += reqs * c_inv[b, a, k] * c_bytes[b, a, k]
+            entry_loc = c_loc[b, a, 0]
+            home = a_home[b, a]
+            if entry_loc != home:
+                wan += reqs * user_bytes
+            response = user_rtt[home, entry_loc] + own[0] + slowest[0]
+            slo = a_slo[b, a]
+            response_sum[b] += reqs * response
+            if record:
+                i = min(np.searchsorted(response_bins, response), response_bins.shape[0] - 1)
+                response_hist[b, i] += reqs
+            if response > slo:
+                requests_violated[b] += reqs
+                terms[b, T_VIOLATION] += hours
+                terms[b, T_LATENCY] += min((response - slo) / slo, LATENCY_OVER_CAP) * hours
+        wan_bytes[b] += wan
+        terms[b, T_ENERGY] += (energy + wan * wan_j_per_byte) / 3.6e6
+
+        # --- departures: an app's lifetime runs once every container is decided --------------
+        for a in range(n_apps):
+            if not a_active[b, a]:
+                continue
+            size = a_size[b, a]
+            decided = True
+            for k in range(size):
+                st = c_status[b, a, k]
+                if st != RUNNING and st != REJECTED:
+                    decided = False
+            if not decided:
+                continue
+            a_life[b, a] -= d
+            if a_life[b, a] > 0.0:
+                continue
+            for k in range(size):
+                if c_status[b, a, k] == RUNNING:
+                    finished[b] += 1.0
+                    node = c_node[b, a, k]
+                    n_alloc_cpu[b, node] -= c_alloc_cpu[b, a, k]
+                    n_alloc_mem[b, node] -= c_alloc_mem[b, a, k]
+                c_status[b, a, k] = 0
+                c_node[b, a, k] = -1
+                c_loc[b, a, k] = -1
+            a_active[b, a] = False
+
+        # --- empty nodes fall asleep -----------------------------------------------------------
+        for n in range(n_nodes):
+            wake_left[b, n] = max(wake_left[b, n] - d, 0.0)
+            if not node_exists[n]:
+                continue
+            if n_alloc_cpu[b, n] <= 1e-9 and n_alloc_mem[b, n] <= 1e-9:
+                n_alloc_cpu[b, n] = 0.0
+                n_alloc_mem[b, n] = 0.0
+                idle_s[b, n] += d
+                if idle_s[b, n] >= sleep_after_s:
+                    asleep[b, n] = True
+            else:
+                idle_s[b, n] = 0.0
