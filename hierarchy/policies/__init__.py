@@ -1,0 +1,1 @@
+"""Scheduling policies: heuristic baselines and learned actors, behind one interface."""
