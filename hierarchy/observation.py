@@ -16,7 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from hierarchy.actions import CloudActionLayout, EdgeActionLayout
-from hierarchy.power import load_fraction
+from hierarchy.encoding import (
+    cloud_encode_flat,
+    edge_encode_flat,
+    placement_fits_flat,
+    power_delta_flat,
+)
 
 OBS_SPEC_VERSION = 1
 
@@ -156,61 +161,48 @@ class EdgeEncoder:
 
         The guard is hard: a placement it refuses is never made, offload is always possible.
         """
-        levels = np.asarray(self.size_levels, dtype=np.float64)
-        ok = placement_fits(
-            v.node_exists, v.node_cores, v.node_mem_gib, v.node_alloc_cpu, v.node_alloc_mem,
-            v.node_used_cpu, v.node_asleep, v.node_idle_w, v.node_max_w, v.node_sleep_w,
-            v.curves, v.site_power_w, v.site_budget_w,
-            v.cpu_req[..., None, None] * levels, v.mem_req[..., None, None] * levels,
-        )
-        return ok & v.pending[..., None, None]
+        mask = self.mask(v)
+        lead = mask.shape[:-1]
+        per_knob = mask[..., 1 : 1 + self.layout.placements]
+        return per_knob[..., :-1].reshape(*lead, self.nodes, len(self.size_levels)).astype(bool)
 
     def mask(self, v: EdgeView) -> np.ndarray:
-        return self.layout.mask_from_placements(self.placement_ok(v), v.pending.astype(bool))
+        return self.encode_and_mask(v)[1]
 
     def encode(self, v: EdgeView) -> np.ndarray:
+        return self.encode_and_mask(v)[0]
+
+    def encode_and_mask(self, v: EdgeView) -> tuple[np.ndarray, np.ndarray]:
+        """(obs (..., D) float32, mask (..., A) int8) for edge views with any leading shape."""
         lead = np.shape(v.pending)
-        k = float(self.max_app_size)
-        rad = 2 * np.pi * v.hour / 24.0
-        site_onehot = np.eye(self.num_sites, dtype=np.float64)[v.site_index]
-        knob_onehot = np.eye(self.headroom_levels, dtype=np.float64)[v.knob]
-        p = v.pending.astype(np.float64)
-        site_block = [
-            np.sin(rad)[..., None], np.cos(rad)[..., None], site_onehot,
-            (v.site_power_w / v.site_budget_w)[..., None], v.throttle[..., None],
-            v.queue_fill[..., None], knob_onehot, (v.wan_rtt_ms / 100.0)[..., None],
-            v.cloud_free_frac[..., None],
-        ]
-        pend_block = np.stack(
-            [
-                p, v.cpu_req / self.ref_cores, v.mem_req / self.ref_mem_gib, v.slo_ms / 1000.0,
-                v.app_size / k, v.k_index / k, v.is_entry * p,
-                np.log1p(v.calls) / np.log1p(64.0), v.peers_here / k, v.peers_cloud / k,
-                v.peers_other / k, v.data_here * p, v.data_elsewhere * p,
-            ],
-            axis=-1,
-        ) * p[..., None]
-        cores = np.maximum(v.node_cores, 1e-9)
-        mem = np.maximum(v.node_mem_gib, 1e-9)
-        delta = power_delta_w(
-            v.node_asleep, v.node_used_cpu, v.node_cores, v.node_idle_w, v.node_max_w,
-            v.node_sleep_w, v.curves, v.cpu_req[..., None, None],
-        )[..., 0]
-        nodes = np.stack(
-            [
-                v.node_exists, v.node_asleep,
-                (cores - v.node_alloc_cpu) / cores, (mem - v.node_alloc_mem) / mem,
-                np.where(v.node_asleep, 0.0, v.node_used_cpu / cores), v.node_peers / k,
-                v.node_cores / self.ref_cores, v.node_speed,
-                delta / v.site_budget_w[..., None] * p[..., None],
-            ],
-            axis=-1,
-        ) * v.node_exists[..., None]
-        obs = np.concatenate(
-            [*site_block, pend_block, nodes.reshape(*lead, -1)], axis=-1
+        m = (self.nodes,)
+        f8, i8 = np.float64, np.int64
+        low, high = _spec_bounds(self)
+        n = int(np.prod(lead, dtype=np.int64))
+        obs = np.empty((n, len(low)), dtype=np.float32)
+        mask = np.empty((n, self.layout.n), dtype=np.int8)
+        curves, linear = _flat_curves(v.curves, lead, self.nodes)
+        edge_encode_flat(
+            _flat(v.hour, lead, f8), _flat(v.site_index, lead, i8), _flat(v.site_power_w, lead, f8),
+            _flat(v.site_budget_w, lead, f8), _flat(v.throttle, lead, f8),
+            _flat(v.queue_fill, lead, f8), _flat(v.knob, lead, i8), _flat(v.wan_rtt_ms, lead, f8),
+            _flat(v.cloud_free_frac, lead, f8), _flat(v.pending, lead, bool),
+            _flat(v.cpu_req, lead, f8), _flat(v.mem_req, lead, f8), _flat(v.slo_ms, lead, f8),
+            _flat(v.app_size, lead, f8), _flat(v.k_index, lead, f8), _flat(v.is_entry, lead, bool),
+            _flat(v.calls, lead, f8), _flat(v.peers_here, lead, f8),
+            _flat(v.peers_cloud, lead, f8), _flat(v.peers_other, lead, f8),
+            _flat(v.data_here, lead, bool), _flat(v.data_elsewhere, lead, bool),
+            _flat(v.node_exists, lead, bool, m), _flat(v.node_asleep, lead, bool, m),
+            _flat(v.node_cores, lead, f8, m), _flat(v.node_mem_gib, lead, f8, m),
+            _flat(v.node_alloc_cpu, lead, f8, m), _flat(v.node_alloc_mem, lead, f8, m),
+            _flat(v.node_used_cpu, lead, f8, m), _flat(v.node_peers, lead, f8, m),
+            _flat(v.node_speed, lead, f8, m), _flat(v.node_idle_w, lead, f8, m),
+            _flat(v.node_max_w, lead, f8, m), _flat(v.node_sleep_w, lead, f8, m),
+            curves, linear,
+            self.num_sites, self.headroom_levels, self.max_app_size, self.ref_cores,
+            self.ref_mem_gib, np.asarray(self.size_levels, dtype=f8), low, high, obs, mask,
         )
-        spec = _spec_bounds(self)
-        return np.clip(obs, spec[0], spec[1]).astype(np.float32)
+        return obs.reshape(*lead, -1), mask.reshape(*lead, -1)
 
 
 def power_delta_w(
@@ -222,13 +214,15 @@ def power_delta_w(
     Node arrays are (..., M); `cpu` broadcasts to (..., M, L); `curves` is (..., M, 11) or
     None for linear nodes. A sleeping node adds its wake-up to idle power as well.
     """
-    cores_ = np.maximum(cores, 1e-9)
-    u_now = np.where(asleep, 0.0, used_cpu / cores_)[..., None]
-    u_new = np.minimum(u_now + cpu / cores_[..., None], 1.0)
-    table = None if curves is None else curves[..., None, :]
-    dyn = (max_w - idle_w)[..., None]
-    delta = dyn * (load_fraction(u_new, table) - load_fraction(u_now, table))
-    return delta + np.where(asleep, idle_w - sleep_w, 0.0)[..., None]
+    nodes = [np.asarray(a)[..., None] for a in (asleep, used_cpu, cores, idle_w, max_w, sleep_w)]
+    shape = np.broadcast_shapes(*(a.shape for a in nodes), np.shape(cpu))
+    flat = [_flat(a, shape, dt) for a, dt in zip(nodes, (bool,) + (np.float64,) * 5, strict=True)]
+    table, linear = _flat_curves(
+        None if curves is None else np.asarray(curves)[..., None, :], shape, None
+    )
+    out = np.empty(flat[0].shape[0])
+    power_delta_flat(*flat, table, linear, _flat(cpu, shape, np.float64), out)
+    return out.reshape(shape)
 
 
 def placement_fits(
@@ -243,13 +237,45 @@ def placement_fits(
     is judged at the container's allocated CPU (its worst case at decision time) against the
     site's uncapped demand, which includes load placed since the last measurement.
     """
-    fits = (
-        exists[..., None]
-        & (alloc_cpu[..., None] + cpu <= cores[..., None] * (1 + 1e-9))
-        & (alloc_mem[..., None] + mem <= mem_gib[..., None] * (1 + 1e-9))
+    node_arrays = (exists, cores, mem_gib, alloc_cpu, alloc_mem, used_cpu, asleep, idle_w,
+                   max_w, sleep_w)
+    nodes = [np.asarray(a)[..., None] for a in node_arrays]
+    sites = [np.asarray(a)[..., None, None] for a in (site_power_w, site_budget_w)]
+    shape = np.broadcast_shapes(*(a.shape for a in nodes + sites), np.shape(cpu), np.shape(mem))
+    kinds = (bool, *(np.float64,) * 5, bool, *(np.float64,) * 3)
+    flat = [_flat(a, shape, dt) for a, dt in zip(nodes, kinds, strict=True)]
+    table, linear = _flat_curves(
+        None if curves is None else np.asarray(curves)[..., None, :], shape, None
     )
-    delta = power_delta_w(asleep, used_cpu, cores, idle_w, max_w, sleep_w, curves, cpu)
-    return fits & (site_power_w[..., None, None] + delta <= site_budget_w[..., None, None])
+    out = np.empty(flat[0].shape[0], dtype=bool)
+    placement_fits_flat(
+        *flat, table, linear, _flat(sites[0], shape, np.float64),
+        _flat(sites[1], shape, np.float64), _flat(cpu, shape, np.float64),
+        _flat(mem, shape, np.float64), out,
+    )
+    return out.reshape(shape)
+
+
+def _flat(x: np.ndarray, lead: tuple[int, ...], dtype: type, tail: tuple[int, ...] = ()
+          ) -> np.ndarray:
+    """`x` broadcast to lead + tail, contiguous, as (P, *tail) of `dtype`."""
+    shape = (*lead, *tail)
+    if (type(x) is np.ndarray and x.shape == shape and x.dtype == dtype
+            and x.flags.c_contiguous):
+        return x.reshape((-1, *tail))  # the common case in the simulator: no copy
+    arr = np.asarray(x)
+    if arr.shape != shape:
+        arr = np.broadcast_to(arr, shape)
+    return np.ascontiguousarray(arr, dtype=dtype).reshape((-1, *tail))
+
+
+def _flat_curves(curves: np.ndarray | None, lead: tuple[int, ...], nodes: int | None
+                 ) -> tuple[np.ndarray, bool]:
+    """Power tables flattened to (P, M, 11) (or (P, 11) when nodes is None), and `linear`."""
+    if curves is None:
+        return (np.zeros((1, 1, 11)) if nodes is not None else np.zeros((1, 11))), True
+    tail = (nodes, 11) if nodes is not None else (11,)
+    return _flat(curves, lead, np.float64, tail), False
 
 
 # --- cloud ----------------------------------------------------------------------------------
@@ -313,48 +339,34 @@ class CloudEncoder:
         return ObsSpec(tuple(feats))
 
     def mask(self, v: CloudView) -> np.ndarray:
-        pending = v.pending.astype(bool)
-        site_ok = v.site_fits.astype(bool) & pending[..., None]
-        pool_ok = v.pool_fits.astype(bool) & pending
-        anything = pool_ok | site_ok.any(axis=-1)
-        head = np.stack([~pending, pending & ~anything, pool_ok], axis=-1)
-        return np.concatenate([head, site_ok], axis=-1).astype(np.int8)
+        return self.encode_and_mask(v)[1]
 
     def encode(self, v: CloudView) -> np.ndarray:
-        k = float(self.max_app_size)
-        p = v.pending.astype(np.float64)
-        rad = 2 * np.pi * v.hour / 24.0
-        eye = np.eye(self.num_sites + 1, dtype=np.float64)[:, : self.num_sites]
-        head = np.stack(
-            [
-                np.sin(rad), np.cos(rad), v.queue_fill, p, v.cpu_req / self.ref_cores * p,
-                v.mem_req / self.ref_mem_gib * p, v.slo_ms / 1000.0 * p, v.app_size / k * p,
-                v.is_entry * p,
-            ],
-            axis=-1,
-        )
-        home = eye[np.where(v.pending, v.home, self.num_sites)]
-        data = eye[np.where(v.pending & (v.data_site >= 0), v.data_site, self.num_sites)]
-        sites = np.stack(
-            [
-                v.site_free_cpu_frac, v.site_free_mem_frac, v.site_power_headroom,
-                v.site_peers / k, v.site_rtt_from_home_ms / 100.0 * p[..., None], v.site_fits,
-            ],
-            axis=-1,
-        )
-        pool = np.stack(
-            [
-                v.pool_free_cpu_frac, v.pool_free_mem_frac, np.ones_like(p), v.pool_peers / k,
-                v.pool_rtt_from_home_ms / 100.0 * p, v.pool_fits,
-            ],
-            axis=-1,
-        )
+        return self.encode_and_mask(v)[0]
+
+    def encode_and_mask(self, v: CloudView) -> tuple[np.ndarray, np.ndarray]:
+        """(obs (..., D) float32, mask (..., 3 + S) int8) for cloud views."""
         lead = np.shape(v.pending)
-        obs = np.concatenate(
-            [head, home, data, sites.reshape(*lead, -1), pool], axis=-1
+        s = (self.num_sites,)
+        f8, i8 = np.float64, np.int64
+        low, high = _spec_bounds(self)
+        n = int(np.prod(lead, dtype=np.int64))
+        obs = np.empty((n, len(low)), dtype=np.float32)
+        mask = np.empty((n, self.layout.n), dtype=np.int8)
+        cloud_encode_flat(
+            _flat(v.hour, lead, f8), _flat(v.queue_fill, lead, f8), _flat(v.pending, lead, bool),
+            _flat(v.cpu_req, lead, f8), _flat(v.mem_req, lead, f8), _flat(v.slo_ms, lead, f8),
+            _flat(v.app_size, lead, f8), _flat(v.is_entry, lead, bool), _flat(v.home, lead, i8),
+            _flat(v.data_site, lead, i8), _flat(v.site_free_cpu_frac, lead, f8, s),
+            _flat(v.site_free_mem_frac, lead, f8, s), _flat(v.site_power_headroom, lead, f8, s),
+            _flat(v.site_peers, lead, f8, s), _flat(v.site_rtt_from_home_ms, lead, f8, s),
+            _flat(v.site_fits, lead, bool, s), _flat(v.pool_free_cpu_frac, lead, f8),
+            _flat(v.pool_free_mem_frac, lead, f8), _flat(v.pool_peers, lead, f8),
+            _flat(v.pool_rtt_from_home_ms, lead, f8), _flat(v.pool_fits, lead, bool),
+            self.num_sites, self.max_app_size, self.ref_cores, self.ref_mem_gib, low, high,
+            obs, mask,
         )
-        spec = _spec_bounds(self)
-        return np.clip(obs, spec[0], spec[1]).astype(np.float32)
+        return obs.reshape(*lead, -1), mask.reshape(*lead, -1)
 
 
 _BOUNDS_CACHE: dict[object, tuple[np.ndarray, np.ndarray]] = {}
@@ -364,5 +376,5 @@ def _spec_bounds(encoder: EdgeEncoder | CloudEncoder) -> tuple[np.ndarray, np.nd
     """(low, high) of an encoder's spec, computed once per encoder shape."""
     if encoder not in _BOUNDS_CACHE:
         spec = encoder.spec
-        _BOUNDS_CACHE[encoder] = (spec.low, spec.high)
+        _BOUNDS_CACHE[encoder] = (spec.low.astype(np.float64), spec.high.astype(np.float64))
     return _BOUNDS_CACHE[encoder]

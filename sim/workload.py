@@ -39,6 +39,7 @@ class NewApps:
     slo_ms: np.ndarray  # (n,)
     rate_rps: np.ndarray  # (n,) user requests per second
     slo_factor: np.ndarray  # (n,) SLO multiple of the ideal response
+    z0: np.ndarray  # (n,) initial state of the app's AR(1) load noise
 
 
 class WorkloadGenerator:
@@ -65,17 +66,25 @@ class WorkloadGenerator:
         self._pool: NewApps | None = None
         self._pool_used = 0
 
-    def sample(self, rng: np.random.Generator, home: np.ndarray) -> NewApps:
-        """The next len(home) apps, arriving at sites `home`."""
-        n = home.shape[0]
-        pool = getattr(self, "_pool", None)
+    def take(self, rng: np.random.Generator, n: int) -> tuple[NewApps, int]:
+        """Reserve the next n apps: (the pool holding them, index of the first).
+
+        Apps are drawn ahead in pools (one large draw costs less than many small ones); their
+        home is set on arrival, where the users' round trip enters the SLO.
+        """
+        pool = self._pool
         if pool is None or self._pool_used + n > pool.size.shape[0]:
             self._pool = pool = self._draw(rng, max(self.POOL_SIZE, n))
             self._pool_used = 0
-        take = slice(self._pool_used, self._pool_used + n)
+        start = self._pool_used
         self._pool_used += n
-        apps = NewApps(**{f: getattr(pool, f)[take] for f in NewApps.__dataclass_fields__})
-        # Users reach an app at home first: its SLO includes their round trip to the site.
+        return pool, start
+
+    def sample(self, rng: np.random.Generator, home: np.ndarray) -> NewApps:
+        """The next len(home) apps, arriving at sites `home` (a copy, for inspection)."""
+        pool, start = self.take(rng, home.shape[0])
+        take = slice(start, start + home.shape[0])
+        apps = NewApps(**{f: getattr(pool, f)[take].copy() for f in NewApps.__dataclass_fields__})
         apps.home = home
         apps.data_site = home.copy()
         apps.slo_ms = apps.slo_ms + apps.slo_factor * self.user_rtt_home[home]
@@ -149,7 +158,7 @@ class WorkloadGenerator:
             mem_req=zero(mem_req), level=zero(level), sigma=zero(sigma), amp=zero(amp),
             peak_h=peak_h, mem_level=zero(mem_level), mem_growth_h=zero(mem_growth_h),
             data_k=data_k, data_site=data_site, lifetime_s=lifetime_s, slo_ms=slo_ms,
-            rate_rps=rate_rps, slo_factor=factor,
+            rate_rps=rate_rps, slo_factor=factor, z0=rng.standard_normal(n),
         )
 
     def arrival_rate_per_s(self, hour: np.ndarray, base_per_hour: np.ndarray,
