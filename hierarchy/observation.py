@@ -177,7 +177,7 @@ class EdgeEncoder:
         lead = np.shape(v.pending)
         m = (self.nodes,)
         f8, i8 = np.float64, np.int64
-        low, high = _spec_bounds(self)
+        low, high = spec_bounds(self)
         n = int(np.prod(lead, dtype=np.int64))
         obs = np.empty((n, len(low)), dtype=np.float32)
         mask = np.empty((n, self.layout.n), dtype=np.int8)
@@ -349,7 +349,7 @@ class CloudEncoder:
         lead = np.shape(v.pending)
         s = (self.num_sites,)
         f8, i8 = np.float64, np.int64
-        low, high = _spec_bounds(self)
+        low, high = spec_bounds(self)
         n = int(np.prod(lead, dtype=np.int64))
         obs = np.empty((n, len(low)), dtype=np.float32)
         mask = np.empty((n, self.layout.n), dtype=np.int8)
@@ -372,7 +372,7 @@ class CloudEncoder:
 _BOUNDS_CACHE: dict[object, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _spec_bounds(encoder: EdgeEncoder | CloudEncoder) -> tuple[np.ndarray, np.ndarray]:
+def spec_bounds(encoder: EdgeEncoder | CloudEncoder) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) of an encoder's spec, computed once per encoder shape."""
     if encoder not in _BOUNDS_CACHE:
         spec = encoder.spec

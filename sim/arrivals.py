@@ -15,12 +15,9 @@ if TYPE_CHECKING:
 T_REJECTION = TERM_NAMES.index("rejections")
 
 
-def admit_arrivals(core: BatchedCore, dt: np.ndarray, terms: np.ndarray) -> None:
-    """Draw this tick's arrivals per (copy, site) and admit them in (copy, site) order."""
+def admit_arrivals(core: BatchedCore, counts: np.ndarray, terms: np.ndarray) -> None:
+    """Admit this tick's arrivals, `counts` (B, S) apps, in (copy, site) order."""
     st, gen = core.st, core.generator
-    rate = gen.arrival_rate_per_s(core.hour[:, None], core.topo.site_apps_per_hour,
-                                  st.burst_on)
-    counts = core.rng.poisson(rate * dt[:, None])  # (B, S)
     total = int(counts.sum())
     if total == 0:
         return

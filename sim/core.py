@@ -13,13 +13,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hierarchy.observation import CloudEncoder, EdgeEncoder
+from hierarchy.observation import CloudEncoder, CloudView, EdgeEncoder, EdgeView, spec_bounds
 from hierarchy.scenario import Scenario, load_scenario
 from sim.decisions import apply_decisions
 from sim.state import QUEUED_CLOUD, QUEUED_SITE, RUNNING, TERM_NAMES, SimState
 from sim.tick import advance_time
 from sim.topology import build_topology
-from sim.views import StaticViews, cloud_view, edge_view
+from sim.views import (
+    ObservationBuffers,
+    StaticViews,
+    cloud_view_snapshot,
+    edge_view,
+    observe_all,
+)
 from sim.workload import WorkloadGenerator
 
 
@@ -78,7 +84,13 @@ class BatchedCore:
             else np.tile(np.linspace(0.0, 1.0, 11), (self.N, 1))
         )
         self.rng = np.random.default_rng(seed)
+        self._hour: np.ndarray | None = None
+        self.edge_obs_dim = self.edge_encoder.spec.dim
+        self.edge_bounds = spec_bounds(self.edge_encoder)
+        self.cloud_obs_dim = self.cloud_encoder.spec.dim
+        self.cloud_bounds = spec_bounds(self.cloud_encoder)
         self.static_views = StaticViews(self)
+        self.obs_buffers = ObservationBuffers(self)
         self.st = self._fresh(self.B)
         self._fresh_one = self._fresh(1)
         self.observe()
@@ -97,28 +109,53 @@ class BatchedCore:
             self.rng = np.random.default_rng(seed)
             self.generator.reset()
         self.st = self._fresh(self.B)
+        self._hour = None
         self.observe()
 
     def reset_copies(self, done: np.ndarray) -> None:
         """Start new episodes in the copies where `done` (B,) is True (auto-reset)."""
         if done.any():
             self.st.reset_copies(done, self._fresh_one)
+            self._hour = None
             self.observe()
 
     @property
     def hour(self) -> np.ndarray:
-        return (self.scenario.time.start_hour + self.st.t_s / 3600.0) % 24.0
+        """(B,) time of day, h."""
+        if self._hour is None:
+            self._hour = (self.scenario.time.start_hour + self.st.t_s / 3600.0) % 24.0
+        return self._hour
+
+    def set_hour(self, hour: np.ndarray) -> None:
+        self._hour = hour
 
     # --- observations ------------------------------------------------------------------------
 
     def observe(self) -> None:
-        """Build every agent's observation and mask for the current state."""
-        self.edge_view = edge_view(self)
-        # (B, S, De) float32 and (B, S, Ae) int8
-        self.edge_obs, self.edge_mask = self.edge_encoder.encode_and_mask(self.edge_view)
-        self.cloud_view = cloud_view(self)
-        # (B, Dc) float32 and (B, Ac) int8
-        self.cloud_obs, self.cloud_mask = self.cloud_encoder.encode_and_mask(self.cloud_view)
+        """Build every agent's observation and mask for the current state.
+
+        edge_obs (B, S, De) float32, edge_mask (B, S, Ae) int8, cloud_obs (B, Dc) float32,
+        cloud_mask (B, Ac) int8; the views behind them are built on demand.
+        """
+        self.edge_obs, self.edge_mask, self.cloud_obs, self.cloud_mask = observe_all(self)
+        # The cloud level acts only on what it saw: a copy, since the buffers are reused.
+        self.cloud_observed = self.obs_buffers.cloud_fields["pending"].copy()
+        self._edge_view: EdgeView | None = None
+        self._cloud_view: CloudView | None = None
+
+    @property
+    def edge_view(self) -> EdgeView:
+        """What every edge agent sees now, (B, S) leading shape (a snapshot)."""
+        if self._edge_view is None:
+            self._edge_view = edge_view(self)
+        return self._edge_view
+
+    @property
+    def cloud_view(self) -> CloudView:
+        """What the cloud level sees now, (B,) leading shape (a snapshot)."""
+        if self._cloud_view is None:
+            self._cloud_view = cloud_view_snapshot(self)
+        return self._cloud_view
 
     def global_state(self) -> np.ndarray:
         """(B, D) the centralised critic's view: every agent's observation and the clock."""
@@ -140,7 +177,7 @@ class BatchedCore:
         apply_decisions(
             np.asarray(edge_actions, dtype=np.int64).reshape(self.B, self.S), self.edge_mask,
             np.asarray(cloud_actions, dtype=np.int64).reshape(self.B), self.cloud_mask,
-            self.cloud_view.pending, self.M, self.size_levels,
+            self.cloud_observed, self.M, self.size_levels,
             self.scenario.sizing.startup_s,
             st.sq, st.sq_head, st.sq_len, st.a_next_k, st.a_size, st.cq, st.cq_head, st.cq_len,
             st.knob, st.c_status, st.c_node, st.c_loc, st.c_req_cpu, st.c_req_mem,

@@ -33,6 +33,57 @@ def _load_fraction(curves: np.ndarray, n: int, u: float) -> float:
     return curves[n, lo] + (curves[n, lo + 1] - curves[n, lo]) * (x - lo)
 
 
+@njit(cache=True, inline="always")
+def _poisson_from_uniform(lam: float, u: float) -> int:
+    """Inverse-CDF Poisson draw: rates per tick are small, so the search is short."""
+    p = math.exp(-lam)
+    cdf = p
+    k = 0
+    while u > cdf and k < 10_000:
+        k += 1
+        p *= lam / k
+        cdf += p
+    return k
+
+
+@njit(cache=True)
+def clock_kernel(adv, step_s, t_s, start_hour, u_burst, burst_on, burst_factor, burst_on_s,
+                 burst_off_s, daily_amp, peak_hour, apps_per_hour, u_arrive, arrivals,
+                 noise, a_z, phi_per_min, dt, hour):
+    """Advance clocks, burst chains and load noise; draw each site's arrival count.
+
+    Writes dt (0 for copies that hold still), hour and arrivals (B, S); uniforms and normals
+    come from the copy's generator.
+    """
+    n_copies, n_sites = burst_on.shape
+    for b in range(n_copies):
+        if not adv[b]:
+            dt[b] = 0.0
+            hour[b] = (start_hour + t_s[b] / 3600.0) % 24.0
+            for s in range(n_sites):
+                arrivals[b, s] = 0
+            continue
+        d = step_s
+        dt[b] = d
+        t_s[b] += d
+        h = (start_hour + t_s[b] / 3600.0) % 24.0
+        hour[b] = h
+        daily = 1.0 + daily_amp * math.cos(2.0 * math.pi * (h - peak_hour) / 24.0)
+        p_end = 1.0 - math.exp(-d / burst_on_s)
+        p_start = 1.0 - math.exp(-d / burst_off_s)
+        for s in range(n_sites):
+            if u_burst[b, s] < (p_end if burst_on[b, s] else p_start):
+                burst_on[b, s] = not burst_on[b, s]
+            rate = apps_per_hour[s] / 3600.0 * daily * (burst_factor if burst_on[b, s] else 1.0)
+            arrivals[b, s] = _poisson_from_uniform(rate * d, u_arrive[b, s])
+        # The app's load follows an AR(1) in log space (one state per app: its containers
+        # serve the same users).
+        phi = phi_per_min ** (d / 60.0)
+        scale = math.sqrt(1.0 - phi * phi)
+        for a in range(a_z.shape[1]):
+            a_z[b, a] = phi * a_z[b, a] + scale * noise[b, a]
+
+
 @njit(cache=True)
 def tick_kernel(
     adv, dt, hour,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sim.arrivals import admit_arrivals
-from sim.kernel import tick_kernel
+from sim.kernel import clock_kernel, tick_kernel
 from sim.state import RESPONSE_BINS
 
 if TYPE_CHECKING:
@@ -26,20 +26,20 @@ if TYPE_CHECKING:
 
 def advance_time(core: BatchedCore, advanced: np.ndarray, terms: np.ndarray) -> None:
     st, topo, sc = core.st, core.topo, core.scenario
-    dt = np.where(advanced, core.dt_s, 0.0)  # (B,) zero for copies that hold still
-    st.t_s += dt
-    hour = core.hour
-    st.burst_on = np.where(
-        advanced[:, None], core.generator.step_bursts(core.rng, st.burst_on, dt[:, None]),
-        st.burst_on,
+    arr = sc.workload.arrivals
+    rng = core.rng
+    dt = np.empty(core.B)
+    hour = np.empty(core.B)
+    arrivals = np.empty((core.B, core.S), dtype=np.int64)
+    clock_kernel(
+        advanced, core.dt_s, st.t_s, sc.time.start_hour, rng.random((core.B, core.S)),
+        st.burst_on, arr.burst_factor, arr.burst_on_s, arr.burst_off_s, arr.daily_amplitude,
+        arr.peak_hour, topo.site_apps_per_hour, rng.random((core.B, core.S)), arrivals,
+        rng.standard_normal(st.a_z.shape), st.a_z, sc.workload.usage.ar1_phi_per_min, dt,
+        hour,
     )
-    # The app's load follows an AR(1) in log space (one state per app: its containers
-    # serve the same users); phi = 1 for copies that hold still, so they keep their state.
-    phi = sc.workload.usage.ar1_phi_per_min ** (dt / 60.0)
-    noise = core.rng.standard_normal(st.a_z.shape)
-    st.a_z = phi[:, None] * st.a_z + np.sqrt(1.0 - phi**2)[:, None] * noise
-    tick_kernel(
-        advanced, dt, hour,
+    core.set_hour(hour)
+    tick_kernel(        advanced, dt, hour,
         st.c_status, st.c_node, st.c_loc, st.c_parent, st.c_calls, st.c_invocations,
         st.c_bytes, st.c_work_ms, st.c_req_cpu, st.c_req_mem, st.c_alloc_cpu, st.c_alloc_mem,
         st.c_level, st.c_sigma, st.c_amp, st.c_peak_h, st.c_mem_level, st.c_mem_growth_h,
@@ -63,4 +63,4 @@ def advance_time(core: BatchedCore, advanced: np.ndarray, terms: np.ndarray) -> 
         sc.network.user_bytes_per_request, sc.workload.apps.data_bytes_per_request,
         core.record_metrics,
     )
-    admit_arrivals(core, dt, terms)
+    admit_arrivals(core, arrivals, terms)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hierarchy.encoding import cloud_encode_flat, edge_encode_flat
 from hierarchy.guard import placement_fits_at
 from hierarchy.jit import compiled
 from hierarchy.observation import CloudView, EdgeView
@@ -153,6 +154,91 @@ def fill_cloud_head(cq, cq_head, cq_len, a_home, a_size, a_slo, a_data_k, a_data
         pool_fits[b] = fits
 
 
+@compiled
+def observe_edges(
+    sq, sq_head, sq_len, a_next_k, a_size, a_slo, a_data_k, a_data_site, c_parent, c_loc,
+    c_status, c_node, c_req_cpu, c_req_mem, c_inv,
+    asleep, alloc_cpu, alloc_mem, used, fresh, loc_power, throttle, knob, hour, pool_free,
+    q_max, node_exists, node_cores, node_mem, node_speed, node_idle, node_max, node_sleep,
+    site_index, site_budget, wan_rtt, curves, linear,
+    num_sites, headrooms, max_app_size, ref_cores, ref_mem, size_levels, low, high,
+    pending, cpu_req, mem_req, slo, app_size, k_index, is_entry, calls, peers_here,
+    peers_cloud, peers_other, data_here, data_elsewhere, node_peers,
+    b_hour, b_queue, b_cloud_free, b_power, b_throttle, b_knob, b_asleep, b_alloc_cpu,
+    b_alloc_mem, b_used, obs, mask,
+):
+    """Every edge agent's observation and mask straight from the state, in one call.
+
+    It fills the same view fields that `edge_view` exposes, then runs the shared encoder.
+    """
+    n_copies, n_sites = sq_len.shape
+    n_nodes = node_peers.shape[2]
+    fill_edge_heads(sq, sq_head, sq_len, a_next_k, a_size, a_slo, a_data_k, a_data_site,
+                    c_parent, c_loc, c_status, c_node, c_req_cpu, c_req_mem, c_inv, n_nodes,
+                    pending, cpu_req, mem_req, slo, app_size, k_index, is_entry, calls,
+                    peers_here, peers_cloud, peers_other, data_here, data_elsewhere, node_peers)
+    for b in range(n_copies):
+        for s in range(n_sites):
+            b_hour[b, s] = hour[b]
+            b_queue[b, s] = sq_len[b, s] / q_max
+            b_cloud_free[b, s] = pool_free[b]
+            b_power[b, s] = loc_power[b, s]
+            b_throttle[b, s] = throttle[b, s]
+            b_knob[b, s] = knob[b, s]
+            for m in range(n_nodes):
+                n = s * n_nodes + m
+                b_asleep[b, s, m] = asleep[b, n]
+                b_alloc_cpu[b, s, m] = alloc_cpu[b, n]
+                b_alloc_mem[b, s, m] = alloc_mem[b, n]
+                b_used[b, s, m] = used[b, n] + fresh[b, n]
+    p = n_copies * n_sites
+    pm = (p, n_nodes)
+    table = curves
+    if not linear:
+        table = curves.reshape((p, n_nodes, 11))
+    edge_encode_flat(
+        b_hour.reshape(p), site_index.reshape(p), b_power.reshape(p), site_budget.reshape(p),
+        b_throttle.reshape(p), b_queue.reshape(p), b_knob.reshape(p), wan_rtt.reshape(p),
+        b_cloud_free.reshape(p), pending.reshape(p), cpu_req.reshape(p), mem_req.reshape(p),
+        slo.reshape(p), app_size.reshape(p), k_index.reshape(p), is_entry.reshape(p),
+        calls.reshape(p), peers_here.reshape(p), peers_cloud.reshape(p),
+        peers_other.reshape(p), data_here.reshape(p), data_elsewhere.reshape(p),
+        node_exists.reshape(pm), b_asleep.reshape(pm), node_cores.reshape(pm),
+        node_mem.reshape(pm), b_alloc_cpu.reshape(pm), b_alloc_mem.reshape(pm),
+        b_used.reshape(pm), node_peers.reshape(pm), node_speed.reshape(pm),
+        node_idle.reshape(pm), node_max.reshape(pm), node_sleep.reshape(pm),
+        table, linear, num_sites, headrooms, max_app_size, ref_cores, ref_mem, size_levels, low, high,
+        obs.reshape((p, obs.shape[2])), mask.reshape((p, mask.shape[2])),
+    )
+
+
+@compiled
+def observe_cloud(
+    cq, cq_head, cq_len, a_home, a_size, a_slo, a_data_k, a_data_site, c_parent, c_loc,
+    c_status, c_req_cpu, c_req_mem, node_exists, node_cores, node_mem, alloc_cpu, alloc_mem,
+    used, asleep, idle_w, max_w, sleep_w, curves, linear, loc_power, site_budget, user_rtt,
+    n_nodes, hour, qc_max, max_app_size, ref_cores, ref_mem, low, high,
+    pending, cpu_req, mem_req, slo, app_size, is_entry, home, data_site, site_free_cpu,
+    site_free_mem, site_headroom, site_peers, site_rtt, site_fits, pool_free_cpu,
+    pool_free_mem, pool_peers, pool_rtt, pool_fits, queue_fill, obs, mask,
+):
+    """The cloud level's observation and mask straight from the state, in one call."""
+    fill_cloud_head(cq, cq_head, cq_len, a_home, a_size, a_slo, a_data_k, a_data_site,
+                    c_parent, c_loc, c_status, c_req_cpu, c_req_mem, node_exists, node_cores,
+                    node_mem, alloc_cpu, alloc_mem, used, asleep, idle_w, max_w, sleep_w, curves,
+                    linear, loc_power, site_budget, user_rtt, n_nodes,
+                    pending, cpu_req, mem_req, slo, app_size, is_entry, home, data_site,
+                    site_free_cpu, site_free_mem, site_headroom, site_peers, site_rtt,
+                    site_fits, pool_free_cpu, pool_free_mem, pool_peers, pool_rtt, pool_fits)
+    for b in range(cq_len.shape[0]):
+        queue_fill[b] = cq_len[b] / qc_max
+    cloud_encode_flat(hour, queue_fill, pending, cpu_req, mem_req, slo, app_size, is_entry,
+                      home, data_site, site_free_cpu, site_free_mem, site_headroom, site_peers,
+                      site_rtt, site_fits, pool_free_cpu, pool_free_mem, pool_peers, pool_rtt,
+                      pool_fits, site_budget.shape[0], max_app_size, ref_cores, ref_mem, low,
+                      high, obs, mask)
+
+
 class StaticViews:
     """The parts of the views that never change, laid out once per core."""
 
@@ -179,6 +265,11 @@ class StaticViews:
         self.site_budget_w = np.ascontiguousarray(np.broadcast_to(topo.site_budget_w, (b, s)))
         self.wan_rtt_ms = np.ascontiguousarray(np.broadcast_to(topo.rtt_ms[:s, s], (b, s)))
         self.curves = core.edge_curves
+        # The fused kernel wants a (B, S, M, 11) table, or a dummy when every curve is linear.
+        self.edge_table = (
+            np.zeros((1, 1, 11)) if self.curves is None
+            else np.ascontiguousarray(np.broadcast_to(self.curves, (b, s, m, 11)))
+        )
         self.curve_rows = core.curve_table
         self.linear = core.topo.node_curves is None
         self.pool_cores = max(float(topo.node_cores[s * m:].sum()), 1e-9)
@@ -232,34 +323,93 @@ def edge_view(core: BatchedCore) -> EdgeView:
     )
 
 
-def cloud_view(core: BatchedCore) -> CloudView:
-    """A snapshot of what the cloud level sees (fresh arrays)."""
-    st, topo, buf = core.st, core.topo, core.static_views
+def _cloud_fields(core: BatchedCore) -> dict[str, np.ndarray]:
     b, bs, f8 = core.B, (core.B, core.S), np.float64
-    (c_cpu, c_mem, c_slo, c_size, c_pool_free_cpu, c_pool_free_mem, c_pool_peers,
-     c_pool_rtt) = (np.empty(b, f8) for _ in range(8))
-    c_pending, c_is_entry, c_pool_fits = (np.empty(b, bool) for _ in range(3))
-    c_home, c_data_site = np.empty(b, np.int64), np.empty(b, np.int64)
-    (c_site_free_cpu, c_site_free_mem, c_site_headroom, c_site_peers,
-     c_site_rtt) = (np.empty(bs, f8) for _ in range(5))
-    c_site_fits = np.empty(bs, bool)
-    fill_cloud_head(
+    fields = {name: np.empty(b, f8) for name in (
+        "cpu_req", "mem_req", "slo_ms", "app_size", "pool_free_cpu_frac", "pool_free_mem_frac",
+        "pool_peers", "pool_rtt_from_home_ms", "queue_fill")}
+    fields.update({name: np.empty(b, bool) for name in ("pending", "is_entry", "pool_fits")})
+    fields.update({name: np.empty(b, np.int64) for name in ("home", "data_site")})
+    fields.update({name: np.empty(bs, f8) for name in (
+        "site_free_cpu_frac", "site_free_mem_frac", "site_power_headroom", "site_peers",
+        "site_rtt_from_home_ms")})
+    fields["site_fits"] = np.empty(bs, bool)
+    return fields
+
+
+def observe_cloud_level(core: BatchedCore) -> tuple[np.ndarray, np.ndarray]:
+    """(cloud obs (B, Dc), cloud mask (B, Ac)); the view they encode stays in the buffers."""
+    st, topo, sv = core.st, core.topo, core.static_views
+    enc = core.cloud_encoder
+    f = core.obs_buffers.cloud_fields
+    hour = core.hour
+    obs = np.empty((core.B, core.cloud_obs_dim), dtype=np.float32)
+    mask = np.empty((core.B, core.cloud_layout.n), dtype=np.int8)
+    observe_cloud(
         st.cq, st.cq_head, st.cq_len, st.a_home, st.a_size, st.a_slo_ms, st.a_data_k,
         st.a_data_site, st.c_parent, st.c_loc, st.c_status, st.c_req_cpu, st.c_req_mem,
         topo.node_exists, topo.node_cores, topo.node_mem_gib, st.node_alloc_cpu,
         st.node_alloc_mem, st.node_used_cpu + st.node_fresh_cpu, st.asleep, topo.node_idle_w,
-        topo.node_max_w, topo.node_sleep_w, buf.curve_rows, buf.linear, st.loc_power_w,
-        topo.site_budget_w, topo.user_rtt_ms, core.M,
-        c_pending, c_cpu, c_mem, c_slo, c_size, c_is_entry, c_home, c_data_site,
-        c_site_free_cpu, c_site_free_mem, c_site_headroom, c_site_peers, c_site_rtt,
-        c_site_fits, c_pool_free_cpu, c_pool_free_mem, c_pool_peers, c_pool_rtt, c_pool_fits,
+        topo.node_max_w, topo.node_sleep_w, sv.curve_rows, sv.linear, st.loc_power_w,
+        topo.site_budget_w, topo.user_rtt_ms, core.M, hour, core.Qc, enc.max_app_size,
+        enc.ref_cores, enc.ref_mem_gib, *core.cloud_bounds,
+        f["pending"], f["cpu_req"], f["mem_req"], f["slo_ms"], f["app_size"], f["is_entry"],
+        f["home"], f["data_site"], f["site_free_cpu_frac"], f["site_free_mem_frac"],
+        f["site_power_headroom"], f["site_peers"], f["site_rtt_from_home_ms"], f["site_fits"],
+        f["pool_free_cpu_frac"], f["pool_free_mem_frac"], f["pool_peers"],
+        f["pool_rtt_from_home_ms"], f["pool_fits"], f["queue_fill"], obs, mask,
     )
-    return CloudView(
-        hour=core.hour, queue_fill=st.cq_len / core.Qc, pending=c_pending, cpu_req=c_cpu,
-        mem_req=c_mem, slo_ms=c_slo, app_size=c_size, is_entry=c_is_entry, home=c_home,
-        data_site=c_data_site, site_free_cpu_frac=c_site_free_cpu,
-        site_free_mem_frac=c_site_free_mem, site_power_headroom=c_site_headroom,
-        site_peers=c_site_peers, site_rtt_from_home_ms=c_site_rtt, site_fits=c_site_fits,
-        pool_free_cpu_frac=c_pool_free_cpu, pool_free_mem_frac=c_pool_free_mem,
-        pool_peers=c_pool_peers, pool_rtt_from_home_ms=c_pool_rtt, pool_fits=c_pool_fits,
+    return obs, mask
+
+
+def cloud_view_snapshot(core: BatchedCore) -> CloudView:
+    """The cloud view behind the last observation, as fresh arrays."""
+    fields = {name: arr.copy() for name, arr in core.obs_buffers.cloud_fields.items()}
+    return CloudView(hour=core.hour.copy(), **fields)
+
+
+class ObservationBuffers:
+    """Scratch arrays the fused observation kernel fills (internal: views are copies)."""
+
+    def __init__(self, core: BatchedCore) -> None:
+        b, s, m = core.B, core.S, core.M
+        z = lambda dtype=np.float64: np.zeros((b, s), dtype=dtype)  # noqa: E731
+        (self.cpu, self.mem, self.slo, self.size, self.k, self.calls, self.here, self.cloud,
+         self.other, self.hour, self.queue, self.cloud_free, self.power,
+         self.throttle) = (z() for _ in range(14))
+        self.pending, self.is_entry, self.data_here, self.data_elsewhere = (
+            z(bool) for _ in range(4))
+        self.knob = z(np.int64)
+        self.site_index = np.ascontiguousarray(np.broadcast_to(np.arange(s), (b, s)))
+        self.node_peers, self.alloc_cpu, self.alloc_mem, self.used = (
+            np.zeros((b, s, m)) for _ in range(4))
+        self.asleep = np.zeros((b, s, m), dtype=bool)
+        self.cloud_fields = _cloud_fields(core)
+
+
+def observe_all(core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(edge obs, edge mask, cloud obs, cloud mask) for the current state."""
+    st, topo, sv, buf = core.st, core.topo, core.static_views, core.obs_buffers
+    enc = core.edge_encoder
+    s_m = core.S * core.M
+    edge_obs = np.empty((core.B, core.S, core.edge_obs_dim), dtype=np.float32)
+    edge_mask = np.empty((core.B, core.S, core.edge_layout.n), dtype=np.int8)
+    pool_free = 1.0 - st.node_alloc_cpu[:, s_m:].sum(axis=1) / sv.pool_cores
+    observe_edges(
+        st.sq, st.sq_head, st.sq_len, st.a_next_k, st.a_size, st.a_slo_ms, st.a_data_k,
+        st.a_data_site, st.c_parent, st.c_loc, st.c_status, st.c_node, st.c_req_cpu,
+        st.c_req_mem, st.c_invocations,
+        st.asleep, st.node_alloc_cpu, st.node_alloc_mem, st.node_used_cpu, st.node_fresh_cpu,
+        st.loc_power_w, st.throttle, st.knob, core.hour, pool_free, core.Q,
+        sv.node_exists, sv.node_cores, sv.node_mem_gib, sv.node_speed, sv.node_idle_w,
+        sv.node_max_w, sv.node_sleep_w, buf.site_index, sv.site_budget_w, sv.wan_rtt_ms,
+        sv.edge_table, sv.curves is None,
+        enc.num_sites, enc.headroom_levels, enc.max_app_size, enc.ref_cores, enc.ref_mem_gib,
+        core.size_levels, *core.edge_bounds,
+        buf.pending, buf.cpu, buf.mem, buf.slo, buf.size, buf.k, buf.is_entry, buf.calls,
+        buf.here, buf.cloud, buf.other, buf.data_here, buf.data_elsewhere, buf.node_peers,
+        buf.hour, buf.queue, buf.cloud_free, buf.power, buf.throttle, buf.knob, buf.asleep,
+        buf.alloc_cpu, buf.alloc_mem, buf.used, edge_obs, edge_mask,
     )
+    cloud_obs, cloud_mask = observe_cloud_level(core)
+    return edge_obs, edge_mask, cloud_obs, cloud_mask

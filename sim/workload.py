@@ -161,23 +161,6 @@ class WorkloadGenerator:
             rate_rps=rate_rps, slo_factor=factor, z0=rng.standard_normal(n),
         )
 
-    def arrival_rate_per_s(self, hour: np.ndarray, base_per_hour: np.ndarray,
-                           burst_on: np.ndarray) -> np.ndarray:
-        """Arrival rate (apps/s) with the daily cycle and the burst state."""
-        arr = self.w.arrivals
-        daily = 1.0 + arr.daily_amplitude * np.cos(2 * np.pi * (hour - arr.peak_hour) / 24.0)
-        burst = np.where(burst_on, arr.burst_factor, 1.0)
-        return base_per_hour / 3600.0 * daily * burst
-
-    def step_bursts(self, rng: np.random.Generator, burst_on: np.ndarray,
-                    dt_s: np.ndarray) -> np.ndarray:
-        """Advance the on/off burst Markov chains by dt_s (per copy) seconds."""
-        arr = self.w.arrivals
-        p_end = 1.0 - np.exp(-dt_s / arr.burst_on_s)
-        p_start = 1.0 - np.exp(-dt_s / arr.burst_off_s)
-        flip = rng.random(burst_on.shape) < np.where(burst_on, p_end, p_start)
-        return burst_on ^ flip
-
 
 def _draw(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Indices drawn from a discrete distribution given its CDF and uniforms u."""
