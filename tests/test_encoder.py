@@ -1,0 +1,91 @@
+"""The shared encoder: spec and layout agree, compiled and plain-Python runs agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hierarchy import encoding
+from hierarchy.observation import placement_fits, power_delta_w
+from sim.core import BatchedCore
+
+
+@pytest.fixture(scope="module")
+def busy_core() -> BatchedCore:
+    """A `default` core some way into an episode, with containers placed everywhere."""
+    core = BatchedCore("default", batch_size=3, seed=11)
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        edge = (rng.random(core.edge_mask.shape) * core.edge_mask).argmax(-1)
+        cloud = (rng.random(core.cloud_mask.shape) * core.cloud_mask).argmax(-1)
+        core.step(edge, cloud)
+    return core
+
+
+def test_spec_names_match_encoded_positions(busy_core: BatchedCore) -> None:
+    spec = busy_core.edge_encoder.spec
+    names = [f.name for f in spec.features]
+    assert busy_core.edge_obs.shape[-1] == spec.dim == len(set(names))
+    view = busy_core.edge_view
+    obs = busy_core.edge_obs
+    np.testing.assert_array_equal(obs[..., names.index("pending")], view.pending)
+    np.testing.assert_allclose(obs[..., names.index("queue_fill")], view.queue_fill, atol=1e-6)
+    for s in range(busy_core.S):
+        assert (obs[:, s, names.index(f"site_{s}")] == 1).all()
+    np.testing.assert_array_equal(obs[..., names.index("node0_exists")], view.node_exists[..., 0])
+    np.testing.assert_array_equal(obs[..., names.index("node1_asleep")], view.node_asleep[..., 1])
+    cloud_names = [f.name for f in busy_core.cloud_encoder.spec.features]
+    assert busy_core.cloud_obs.shape[-1] == len(cloud_names)
+    np.testing.assert_array_equal(busy_core.cloud_obs[:, cloud_names.index("pending")],
+                                  busy_core.cloud_view.pending)
+
+
+def test_encoding_from_views_equals_fused_kernel(busy_core: BatchedCore) -> None:
+    """The simulator's fused path and the encoder on a view give the same bytes."""
+    obs, mask = busy_core.edge_encoder.encode_and_mask(busy_core.edge_view)
+    np.testing.assert_array_equal(obs, busy_core.edge_obs)
+    np.testing.assert_array_equal(mask, busy_core.edge_mask)
+    obs, mask = busy_core.cloud_encoder.encode_and_mask(busy_core.cloud_view)
+    np.testing.assert_array_equal(obs, busy_core.cloud_obs)
+    np.testing.assert_array_equal(mask, busy_core.cloud_mask)
+
+
+def test_plain_python_encoder_equals_compiled(busy_core: BatchedCore, monkeypatch) -> None:
+    """A gateway without numba runs the same source as Python: same observation and mask."""
+    if not hasattr(encoding.edge_encode_flat, "py_func"):
+        pytest.skip("numba not installed: everything already runs as plain Python")
+    compiled_obs, compiled_mask = busy_core.edge_encoder.encode_and_mask(busy_core.edge_view)
+    monkeypatch.setattr("hierarchy.observation.edge_encode_flat",
+                        encoding.edge_encode_flat.py_func)
+    monkeypatch.setattr("hierarchy.observation.cloud_encode_flat",
+                        encoding.cloud_encode_flat.py_func)
+    obs, mask = busy_core.edge_encoder.encode_and_mask(busy_core.edge_view)
+    np.testing.assert_allclose(obs, compiled_obs, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(mask, compiled_mask)
+    cobs, cmask = busy_core.cloud_encoder.encode_and_mask(busy_core.cloud_view)
+    np.testing.assert_allclose(cobs, busy_core.cloud_obs, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(cmask, busy_core.cloud_mask)
+
+
+def test_vectorised_guard_agrees_with_the_mask(busy_core: BatchedCore) -> None:
+    v = busy_core.edge_view
+    levels = np.asarray(busy_core.edge_encoder.size_levels)
+    cpu = v.cpu_req[..., None, None] * levels
+    fits = placement_fits(
+        v.node_exists, v.node_cores, v.node_mem_gib, v.node_alloc_cpu, v.node_alloc_mem,
+        v.node_used_cpu, v.node_asleep, v.node_idle_w, v.node_max_w, v.node_sleep_w, v.curves,
+        v.site_power_w, v.site_budget_w, cpu, v.mem_req[..., None, None] * levels,
+    ) & v.pending[..., None, None]
+    np.testing.assert_array_equal(fits, busy_core.edge_encoder.placement_ok(v))
+    delta = power_delta_w(v.node_asleep, v.node_used_cpu, v.node_cores, v.node_idle_w,
+                          v.node_max_w, v.node_sleep_w, v.curves, cpu)
+    allowed = fits & (v.site_power_w[..., None, None] + delta <= v.site_budget_w[..., None, None])
+    np.testing.assert_array_equal(allowed, fits)
+
+
+def test_power_delta_of_a_sleeping_node_includes_waking() -> None:
+    delta = power_delta_w(np.array([True, False]), np.zeros(2), np.full(2, 4.0),
+                          np.full(2, 10.0), np.full(2, 20.0), np.full(2, 1.0), None,
+                          np.array([[2.0], [2.0]]))
+    # Half the cores' worth of load on a linear 10..20 W node adds 5 W; waking adds 9 W.
+    np.testing.assert_allclose(delta[:, 0], [14.0, 5.0])
