@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from hierarchy.guard import placement_fits_at, power_delta_at
 from hierarchy.jit import compiled
 

@@ -61,9 +61,8 @@ class ObsSpec:
 
     @property
     def hash(self) -> str:
-        payload = json.dumps(
-            {"version": OBS_SPEC_VERSION, "features": [(f.name, f.low, f.high) for f in self.features]}
-        )
+        features = [(f.name, f.low, f.high) for f in self.features]
+        payload = json.dumps({"version": OBS_SPEC_VERSION, "features": features})
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -54,9 +54,9 @@ class EdgeCloudEnv(ParallelEnv):
         self.possible_agents = [*self.edge_agents, "cloud"]
         self.agents: list[str] = []
         self._obs_spaces = {a: self._make_obs_space(a) for a in self.possible_agents}
+        n_edge, n_cloud = self.core.edge_layout.n, self.core.cloud_layout.n
         self._act_spaces = {
-            a: spaces.Discrete(self.core.edge_layout.n if a != "cloud" else self.core.cloud_layout.n)
-            for a in self.possible_agents
+            a: spaces.Discrete(n_cloud if a == "cloud" else n_edge) for a in self.possible_agents
         }
         self.state_space = spaces.Box(-np.inf, np.inf, (self.core.state_dim,), np.float32)
 
@@ -70,11 +70,11 @@ class EdgeCloudEnv(ParallelEnv):
             "action_mask": spaces.Box(0, 1, (n_act,), np.int8),
         })
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 -- one space object per agent, as the API asks
+    @functools.cache  # noqa: B019 -- one space object per agent, as the API asks
     def observation_space(self, agent: str) -> spaces.Dict:
         return self._obs_spaces[agent]
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> spaces.Discrete:
         return self._act_spaces[agent]
 

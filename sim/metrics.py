@@ -28,7 +28,8 @@ def response_percentile(hist: np.ndarray, q: float) -> np.ndarray:
 
 def episode_metrics(core: BatchedCore) -> dict[str, np.ndarray]:
     st = core.st
-    energy_j = st.node_energy_j.sum(axis=1) + st.wan_bytes * core.scenario.network.wan_energy_j_per_byte
+    wan_j = st.wan_bytes * core.scenario.network.wan_energy_j_per_byte
+    energy_j = st.node_energy_j.sum(axis=1) + wan_j
     decided = st.placed_edge + st.offloaded
     elapsed_site_s = np.maximum(st.t_s, 1e-9) * core.S
     return {

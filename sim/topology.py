@@ -57,7 +57,8 @@ class Topology:
 
     @property
     def ref_cores(self) -> float:
-        return float(self.node_cores[: self.num_edge_nodes][self.node_exists[: self.num_edge_nodes]].max())
+        edge = slice(0, self.num_edge_nodes)
+        return float(self.node_cores[edge][self.node_exists[edge]].max())
 
     @property
     def ref_mem_gib(self) -> float:
@@ -71,7 +72,6 @@ def build_topology(scenario: Scenario) -> Topology:
     per_site = max(sum(g.nodes.values()) for g in scenario.sites)
     cloud_types = _expand(scenario.cloud.nodes)
     num_cloud = len(cloud_types)
-    n = num_sites * per_site + num_cloud
 
     types: list[NodeType | None] = []
     for group in sites:

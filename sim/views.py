@@ -207,7 +207,8 @@ def observe_edges(
         node_mem.reshape(pm), b_alloc_cpu.reshape(pm), b_alloc_mem.reshape(pm),
         b_used.reshape(pm), node_peers.reshape(pm), node_speed.reshape(pm),
         node_idle.reshape(pm), node_max.reshape(pm), node_sleep.reshape(pm),
-        table, linear, num_sites, headrooms, max_app_size, ref_cores, ref_mem, size_levels, low, high,
+        table, linear, num_sites, headrooms, max_app_size, ref_cores, ref_mem, size_levels,
+        low, high,
         obs.reshape((p, obs.shape[2])), mask.reshape((p, mask.shape[2])),
     )
 
@@ -389,7 +390,7 @@ class ObservationBuffers:
 
 def observe_all(core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(edge obs, edge mask, cloud obs, cloud mask) for the current state."""
-    st, topo, sv, buf = core.st, core.topo, core.static_views, core.obs_buffers
+    st, sv, buf = core.st, core.static_views, core.obs_buffers
     enc = core.edge_encoder
     s_m = core.S * core.M
     edge_obs = np.empty((core.B, core.S, core.edge_obs_dim), dtype=np.float32)

@@ -51,6 +51,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "long-ticks": {"workload.load_factor": 3.0, "time.step_s": 300.0},
 }
 
+# The property test draws from these; the curved table has its own test below.
+RANDOM_VARIANTS = [v for v in VARIANTS if v != "curved-power"]
+
 SETTINGS = settings(
     max_examples=24, deadline=None, database=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -287,7 +290,7 @@ def step_and_check(core: BatchedCore, rng: np.random.Generator, p_invalid: float
 @given(
     seed=st.integers(0, 2**32 - 1),
     batch=st.integers(1, 4),
-    variant=st.sampled_from(sorted(VARIANTS)),
+    variant=st.sampled_from(sorted(RANDOM_VARIANTS)),
     p_invalid=st.sampled_from([0.0, 0.0, 0.1, 0.4]),
     steps=st.integers(60, 160),
 )
