@@ -34,6 +34,15 @@ def _load_fraction(curves: np.ndarray, n: int, u: float) -> float:
 
 
 @njit(cache=True, inline="always")
+def _resize_delta(peak: float, headroom: float, request: float, alloc: float, lo: float,
+                  hi: float) -> float:
+    """How far the resize knob moves an allocation: to recent peak x (1 + headroom),
+    kept within [lo, hi] x request."""
+    target = min(max(peak * (1.0 + headroom), lo * request), hi * request)
+    return target - alloc
+
+
+@njit(cache=True, inline="always")
 def _poisson_from_uniform(lam: float, u: float) -> int:
     """Inverse-CDF Poisson draw: rates per tick are small, so the search is short."""
     p = math.exp(-lam)
@@ -164,25 +173,20 @@ def tick_kernel(
                 c_mem_used[b, a, k] = mem
                 node = c_node[b, a, k]
                 loc = c_loc[b, a, k]
-                if loc < n_sites:
+                if loc < n_sites and headroom_levels[knob[b, loc]] >= 0.0:
                     head = headroom_levels[knob[b, loc]]
-                    if head >= 0.0:
-                        req = c_req_cpu[b, a, k]
-                        target = min(max(c_peak_cpu[b, a, k] * (1.0 + head), resize_min * req),
-                                     resize_max * req)
-                        delta = target - c_alloc_cpu[b, a, k]
-                        if delta < 0.0:
-                            c_alloc_cpu[b, a, k] = target
-                        else:
-                            grow_cpu[node] += delta
-                        req = c_req_mem[b, a, k]
-                        target = min(max(c_peak_mem[b, a, k] * (1.0 + head), resize_min * req),
-                                     resize_max * req)
-                        delta = target - c_alloc_mem[b, a, k]
-                        if delta < 0.0:
-                            c_alloc_mem[b, a, k] = target
-                        else:
-                            grow_mem[node] += delta
+                    delta = _resize_delta(c_peak_cpu[b, a, k], head, c_req_cpu[b, a, k],
+                                          c_alloc_cpu[b, a, k], resize_min, resize_max)
+                    if delta < 0.0:
+                        c_alloc_cpu[b, a, k] += delta
+                    else:
+                        grow_cpu[node] += delta
+                    delta = _resize_delta(c_peak_mem[b, a, k], head, c_req_mem[b, a, k],
+                                          c_alloc_mem[b, a, k], resize_min, resize_max)
+                    if delta < 0.0:
+                        c_alloc_mem[b, a, k] += delta
+                    else:
+                        grow_mem[node] += delta
                 n_alloc_cpu[b, node] += c_alloc_cpu[b, a, k]
                 n_alloc_mem[b, node] += c_alloc_mem[b, a, k]
 
@@ -202,23 +206,18 @@ def tick_kernel(
                     continue
                 node = c_node[b, a, k]
                 loc = c_loc[b, a, k]
-                if loc < n_sites:
+                if loc < n_sites and headroom_levels[knob[b, loc]] >= 0.0:
                     head = headroom_levels[knob[b, loc]]
-                    if head >= 0.0:
-                        req = c_req_cpu[b, a, k]
-                        target = min(max(c_peak_cpu[b, a, k] * (1.0 + head), resize_min * req),
-                                     resize_max * req)
-                        delta = target - c_alloc_cpu[b, a, k]
-                        if delta > 0.0:
-                            c_alloc_cpu[b, a, k] += delta * scale_cpu[node]
-                            n_alloc_cpu[b, node] += delta * scale_cpu[node]
-                        req = c_req_mem[b, a, k]
-                        target = min(max(c_peak_mem[b, a, k] * (1.0 + head), resize_min * req),
-                                     resize_max * req)
-                        delta = target - c_alloc_mem[b, a, k]
-                        if delta > 0.0:
-                            c_alloc_mem[b, a, k] += delta * scale_mem[node]
-                            n_alloc_mem[b, node] += delta * scale_mem[node]
+                    delta = _resize_delta(c_peak_cpu[b, a, k], head, c_req_cpu[b, a, k],
+                                          c_alloc_cpu[b, a, k], resize_min, resize_max)
+                    if delta > 0.0:
+                        c_alloc_cpu[b, a, k] += delta * scale_cpu[node]
+                        n_alloc_cpu[b, node] += delta * scale_cpu[node]
+                    delta = _resize_delta(c_peak_mem[b, a, k], head, c_req_mem[b, a, k],
+                                          c_alloc_mem[b, a, k], resize_min, resize_max)
+                    if delta > 0.0:
+                        c_alloc_mem[b, a, k] += delta * scale_mem[node]
+                        n_alloc_mem[b, node] += delta * scale_mem[node]
                 n_used[b, node] += min(c_demand[b, a, k], c_alloc_cpu[b, a, k])
 
         # --- power, capping, energy ---------------------------------------------------------
