@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -20,7 +20,11 @@ class ScenarioError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No infinities or NaNs anywhere: every constant is a real, measured or chosen number.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+NodeCount = Annotated[int, Field(ge=1)]
 
 
 class NodeType(_Strict):
@@ -59,7 +63,9 @@ class SiteGroup(_Strict):
     """`count` identical edge sites."""
 
     count: int = Field(ge=1)
-    nodes: dict[str, int] = Field(description="node type name -> number of nodes per site")
+    nodes: dict[str, NodeCount] = Field(
+        min_length=1, description="node type name -> number of nodes per site"
+    )
     power_budget_w: float = Field(gt=0, description="site power budget, W")
     wan_rtt_ms: float = Field(ge=0, description="round trip site <-> cloud, ms")
     wan_bandwidth_mbps: float = Field(gt=0, description="site uplink, Mbit/s")
@@ -69,7 +75,7 @@ class SiteGroup(_Strict):
 
 
 class Cloud(_Strict):
-    nodes: dict[str, int] = Field(description="node type name -> number of cloud nodes")
+    nodes: dict[str, NodeCount] = Field(description="node type name -> number of cloud nodes")
     pue: float = Field(ge=1.0, description="power usage effectiveness of the data centre")
     user_rtt_ms: float = Field(ge=0, description="round trip users <-> cloud, ms")
     source: str
@@ -183,6 +189,12 @@ class Lifetimes(_Strict):
     max_s: float = Field(gt=0)
     source: str
 
+    @model_validator(mode="after")
+    def _range(self) -> Lifetimes:
+        if self.max_s < self.min_s:
+            raise ValueError("max_s must be >= min_s")
+        return self
+
 
 class Workload(_Strict):
     arrivals: Arrivals
@@ -215,6 +227,8 @@ class Sizing(_Strict):
             raise ValueError("size_levels must be positive")
         if not self.headroom_levels:
             raise ValueError("headroom_levels must not be empty")
+        if self.resize_max_frac < self.resize_min_frac:
+            raise ValueError("resize_max_frac must be >= resize_min_frac")
         return self
 
 
@@ -367,7 +381,10 @@ def _load_raw(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         return raw
     parent_path = path.parent / f"{parent}.yaml"
     if not parent_path.is_file():
-        parent_path = resolve_scenario_path(parent)
+        try:
+            parent_path = resolve_scenario_path(parent)
+        except ScenarioError as exc:
+            raise ScenarioError(f"{path}: field extends: {exc}") from None
     return _deep_merge(_load_raw(parent_path, (*seen, path)), raw)
 
 

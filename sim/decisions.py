@@ -5,7 +5,9 @@ site's nodes at a size level (with a resize-knob level), or offload it to the cl
 action its mask refuses (or out of range) falls back to offloading: always possible, never
 unsafe, and counted. Then the cloud level decides the head of its queue, if it saw it when it
 chose: another site (best-fit node that still passes the guard now, since the edge may have
-just used the room), else the pool (best fit), else the container is rejected.
+just used the room), else the pool (best fit), else the container is rejected. A site the
+mask allowed but the same round's edge placement filled, with the pool full, leaves the
+container at the head of the queue to be decided again (it is never rejected for that).
 """
 
 from __future__ import annotations
@@ -147,10 +149,9 @@ def apply_decisions(
         flat = cq[b, cq_head[b]]
         a = flat // k_max
         k = flat % k_max
-        cq_head[b] = (cq_head[b] + 1) % qc_max
-        cq_len[b] -= 1
         act = cloud_actions[b]
-        if not (0 <= act < n_cloud_actions and cloud_mask[b, act] == 1):
+        chosen_by_mask = 0 <= act < n_cloud_actions and cloud_mask[b, act] == 1
+        if not chosen_by_mask:
             invalid[b] += 1.0
             act = CLOUD_POOL
         cpu = c_req_cpu[b, a, k]
@@ -166,6 +167,12 @@ def apply_decisions(
             node = _best_fit(b, first_pool, n_all - first_pool, cpu, mem, False, 0.0, 0.0,
                              node_exists, node_cores, node_mem, n_alloc_cpu, n_alloc_mem, n_used,
                              n_fresh, asleep, idle_w, max_w, sleep_w, curves, linear)
+        if node < 0 and chosen_by_mask and act >= CLOUD_FIRST_SITE:
+            # The edge took the room this very round and the pool is full: the choice was
+            # sound when made, so the container stays at the head and is decided again.
+            continue
+        cq_head[b] = (cq_head[b] + 1) % qc_max
+        cq_len[b] -= 1
         if node >= 0:
             _place(b, a, k, node, 1.0, startup_s,
                    c_status, c_node, c_loc, c_req_cpu, c_req_mem, c_alloc_cpu, c_alloc_mem,

@@ -1,12 +1,167 @@
-"""Placeholder while the solver is written."""
+"""`offline-optimal`: the best placement with every arrival known in advance, replayed.
+
+For a seed, the episode's workload is recorded (sim.offline_record), the placement that
+minimises the scenario's cost over it is solved as a mixed-integer program (sim.offline_milp,
+SciPy's `milp` with HiGHS), and the solution is replayed through the ordinary policy
+interface, so that its metrics are measured by the same runner as every other policy. It is
+a bound for the heuristics over the placements they choose among (at request size, static
+allocations, home site or cloud pool), not a scheduler: it knows the future.
+
+It applies where that problem is small enough to solve in well under a minute (`small`-sized
+platforms and horizons up to `MAX_HORIZON_S`) and where the simulator's cost is linear in the
+placement (linear edge power curves, resizing off at knob level 0, containers that start
+within a tick).
+"""
+
 from __future__ import annotations
 
-NOTE = ""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hierarchy.actions import CLOUD_POOL
+from hierarchy.observation import CloudView, EdgeView
+from hierarchy.policies.base import Policy
+from hierarchy.policies.heuristics import STATIC_HEADROOM, request_size_level
+from hierarchy.scenario import Scenario
+from sim.core import BatchedCore
+from sim.offline_milp import MilpSolution, solve_placement
+from sim.offline_record import RecordedEpisode, out_of_memory_possible, record_episode
+from sim.topology import build_topology
+
+NAME = "offline-optimal"
+# Problem sizes it is run on: beyond these the program takes minutes or more.
+MAX_HORIZON_S = 3600.0
+MAX_EDGE_NODES = 16
+TIME_LIMIT_S = 120.0
+
+NOTE = (
+    "offline-optimal knows every arrival in advance and solves the placement (home-site node "
+    "or cloud pool, at request size, static allocations) as a mixed-integer program "
+    "(SciPy milp/HiGHS), then replays it in the simulator; it is a bound, not a scheduler. "
+    "Its decision times are those of the replay (a table lookup), not of the solve. The model "
+    "leaves out CPU contention (1 + kappa u^2), so its measured cost can exceed the model's."
+)
 
 
-def offline_optimal_applies(scenario):
-    return False, "not implemented yet"
+def offline_optimal_applies(scenario: Scenario) -> tuple[bool, str]:
+    """(True, "") where the offline optimum can be solved exactly enough; else the reason."""
+    sc = scenario
+    topo = build_topology(sc)
+    edge_nodes = int(topo.node_exists[: topo.num_edge_nodes].sum())
+    if edge_nodes > MAX_EDGE_NODES:
+        return False, (f"{edge_nodes} edge nodes (at most {MAX_EDGE_NODES}); use `small`")
+    if sc.time.horizon_s > MAX_HORIZON_S:
+        return False, (f"horizon {sc.time.horizon_s:g} s (at most {MAX_HORIZON_S:g} s); "
+                       f"pass --horizon-s {MAX_HORIZON_S:g} or less")
+    if 1.0 not in sc.sizing.size_levels:
+        return False, "no size level at 1.0 x request"
+    if sc.sizing.headroom_levels[STATIC_HEADROOM] >= 0:
+        return False, "headroom level 0 does not switch resizing off"
+    if topo.node_curves is not None:
+        edge = topo.node_curves[: topo.num_edge_nodes]
+        if not np.allclose(edge, np.linspace(0.0, 1.0, 11)):
+            return False, "edge nodes with non-linear power curves"
+    if sc.sizing.startup_s + float(topo.node_wake_s.max()) >= sc.time.step_s:
+        return False, "containers take longer than a tick to start"
+    if topo.num_cloud_nodes < 1:
+        return False, "no cloud pool"
+    return True, ""
 
 
-def offline_optimal_factory():
-    raise NotImplementedError
+@dataclass
+class OfflinePlan:
+    """Per site, the planned edge action of each container in decision order."""
+
+    actions: list[list[int]]
+    expect: list[list[tuple[int, float]]]  # (k, cpu request) to check the replay's sync
+    solution: MilpSolution
+    record: RecordedEpisode
+    solve_s: float
+    info: dict = field(default_factory=dict)
+
+
+def plan_episode(scenario: Scenario, seed: int, time_limit_s: float = TIME_LIMIT_S
+                 ) -> OfflinePlan:
+    """Record the workload of `seed`, solve its placement and turn it into edge actions."""
+    ok, why = offline_optimal_applies(scenario)
+    if not ok:
+        raise ValueError(f"offline-optimal does not apply to {scenario.name}: {why}")
+    started = time.perf_counter()
+    core = BatchedCore(scenario, batch_size=1, seed=seed, record_metrics=False)
+    rec = record_episode(scenario, seed)
+    for app in rec.apps:
+        if out_of_memory_possible(app, scenario.time.step_s):
+            raise ValueError("offline-optimal: a container could run out of memory within the "
+                             "horizon; the model assumes none does (shorten the horizon)")
+    sol = solve_placement(scenario, core.topo, rec, core.curve_table, time_limit_s)
+    layout, M, pool = core.edge_layout, core.M, core.S * core.M
+    size = request_size_level(tuple(scenario.sizing.size_levels))
+    actions: list[list[int]] = [[] for _ in range(core.S)]
+    expect: list[list[tuple[int, float]]] = [[] for _ in range(core.S)]
+    for s in range(core.S):
+        for idx, k in rec.order[s]:
+            node = sol.node[idx, k]
+            if node == pool:
+                actions[s].append(layout.encode_offload(STATIC_HEADROOM))
+            else:
+                actions[s].append(layout.encode_place(node - s * M, size, STATIC_HEADROOM))
+            expect[s].append((k, float(rec.apps[idx].cpu_req[k])))
+    solve_s = time.perf_counter() - started
+    info = {
+        "model_cost": sol.objective, "status": sol.status, "mip_gap": sol.mip_gap,
+        "solve_s": solve_s, "variables": sol.variables, "integers": sol.integers,
+        "constraints": sol.constraints, "containers": sum(a.size for a in rec.apps),
+    }
+    return OfflinePlan(actions, expect, sol, rec, solve_s, info)
+
+
+class ReplayEdge:
+    """Edge decider that plays a plan back, checking it meets the containers it expects."""
+
+    def __init__(self, plan: OfflinePlan) -> None:
+        self.plan = plan
+        self.cursor = np.zeros(len(plan.actions), dtype=np.int64)
+
+    def __call__(self, view: EdgeView, mask: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        pending = np.asarray(view.pending, dtype=bool)
+        if pending.ndim != 2 or pending.shape[0] != 1:
+            raise ValueError("offline-optimal replays one copy: views of shape (1, S)")
+        out = np.zeros(pending.shape, dtype=np.int64)
+        for s in np.nonzero(pending[0])[0]:
+            i = int(self.cursor[s])
+            k, cpu = self.plan.expect[s][i]
+            if int(view.k_index[0, s]) != k or not np.isclose(view.cpu_req[0, s], cpu):
+                raise RuntimeError(f"offline-optimal replay out of step at site {s}")
+            action = self.plan.actions[s][i]
+            if mask[0, s, action] != 1:
+                raise RuntimeError(
+                    f"offline-optimal plan refused by the guard at site {s}, decision {i}"
+                )
+            out[0, s] = action
+            self.cursor[s] += 1
+        return out
+
+
+def replay_cloud(view: CloudView, mask: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """Everything the plan offloads goes to the pool (it fits: a constraint of the plan)."""
+    pending = np.asarray(view.pending, dtype=bool)
+    if (pending & (np.asarray(mask)[..., CLOUD_POOL] != 1)).any():
+        raise RuntimeError("offline-optimal plan: the cloud pool refused a container")
+    return np.where(pending, CLOUD_POOL, 0).astype(np.int64)
+
+
+def offline_optimal_policy(scenario: Scenario, seed: int) -> Policy:
+    plan = plan_episode(scenario, seed)
+    edge = ReplayEdge(plan)
+    policy = Policy(name=NAME, edge=edge, cloud=replay_cloud)
+    edge.info = plan.info  # type: ignore[attr-defined]
+    return policy
+
+
+def offline_optimal_factory():  # noqa: ANN201 - a sim.evaluate.PolicyFactory
+    def build(scenario: Scenario, core: BatchedCore, seed: int) -> Policy:
+        return offline_optimal_policy(scenario, seed)
+
+    return build

@@ -193,9 +193,7 @@ def observe_edges(
                 b_used[b, s, m] = used[b, n] + fresh[b, n]
     p = n_copies * n_sites
     pm = (p, n_nodes)
-    table = curves
-    if not linear:
-        table = curves.reshape((p, n_nodes, 11))
+    table = curves.reshape((p, n_nodes, 11))
     edge_encode_flat(
         b_hour.reshape(p), site_index.reshape(p), b_power.reshape(p), site_budget.reshape(p),
         b_throttle.reshape(p), b_queue.reshape(p), b_knob.reshape(p), wan_rtt.reshape(p),
@@ -266,11 +264,10 @@ class StaticViews:
         self.site_budget_w = np.ascontiguousarray(np.broadcast_to(topo.site_budget_w, (b, s)))
         self.wan_rtt_ms = np.ascontiguousarray(np.broadcast_to(topo.rtt_ms[:s, s], (b, s)))
         self.curves = core.edge_curves
-        # The fused kernel wants a (B, S, M, 11) table, or a dummy when every curve is linear.
-        self.edge_table = (
-            np.zeros((1, 1, 11)) if self.curves is None
-            else np.ascontiguousarray(np.broadcast_to(self.curves, (b, s, m, 11)))
-        )
+        # The fused kernel reads a (B, S, M, 11) table (ignored when every curve is linear).
+        self.edge_table = np.ascontiguousarray(np.broadcast_to(
+            self.curves if self.curves is not None else np.linspace(0.0, 1.0, 11), (b, s, m, 11)
+        ))
         self.curve_rows = core.curve_table
         self.linear = core.topo.node_curves is None
         self.pool_cores = max(float(topo.node_cores[s * m:].sum()), 1e-9)
@@ -309,11 +306,11 @@ def edge_view(core: BatchedCore) -> EdgeView:
         peers_cloud=e_cloud, peers_other=e_other, data_here=e_data_here,
         data_elsewhere=e_data_elsewhere,
         node_exists=buf.node_exists,
-        node_asleep=st.asleep[:, :s_m].reshape(shape),
+        node_asleep=st.asleep[:, :s_m].reshape(shape).copy(),
         node_cores=buf.node_cores,
         node_mem_gib=buf.node_mem_gib,
-        node_alloc_cpu=st.node_alloc_cpu[:, :s_m].reshape(shape),
-        node_alloc_mem=st.node_alloc_mem[:, :s_m].reshape(shape),
+        node_alloc_cpu=st.node_alloc_cpu[:, :s_m].reshape(shape).copy(),
+        node_alloc_mem=st.node_alloc_mem[:, :s_m].reshape(shape).copy(),
         node_used_cpu=(st.node_used_cpu[:, :s_m] + st.node_fresh_cpu[:, :s_m]).reshape(shape),
         node_peers=e_node_peers,
         node_speed=buf.node_speed,

@@ -7,7 +7,7 @@ actions; they read only what the agents see (views and masks) unless a docstring
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ EdgePolicy = Callable[[BatchedCore], np.ndarray]
 CloudPolicy = Callable[[BatchedCore], np.ndarray]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached_scenario(name: str, frozen_overrides: tuple[tuple[str, Any], ...]) -> Scenario:
     return load_scenario(name, {k: _thaw(v) for k, v in frozen_overrides})
 

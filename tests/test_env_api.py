@@ -118,6 +118,20 @@ def test_constructor_seed_is_used_by_first_reset_and_reset_seed_repeats() -> Non
     assert_same(first, fresh, "trace")
 
 
+def test_returned_observations_are_not_changed_by_later_steps() -> None:
+    env = make_env("small", seed=6, load_factor=4.0)
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset()
+    held = []
+    while env.agents:
+        held.append((obs, {a: {k: v.copy() for k, v in o.items()} for a, o in obs.items()}))
+        obs, *_ = env.step(masked_actions(env, obs, rng))
+    for i, (kept, copied) in enumerate(held):
+        for agent in copied:
+            for key in ("observation", "action_mask"):
+                assert np.array_equal(kept[agent][key], copied[agent][key]), (i, agent, key)
+
+
 # --- spaces ----------------------------------------------------------------------------------
 
 
@@ -138,9 +152,11 @@ def test_observations_masks_and_state_lie_in_their_spaces(name: str, overrides: 
         assert state.dtype == env.state_space.dtype
         assert env.state_space.contains(state)
         assert np.isfinite(state).all()
-        for agent in env.agents:
+        assert set(obs) == set(env.possible_agents)  # the last observation too
+        for agent in env.possible_agents:
             space = env.observation_space(agent)
             o = obs[agent]
+            assert o["observation"].dtype == np.float32
             assert space.contains(o), (agent, steps, o)
             mask = o["action_mask"]
             assert mask.dtype == np.int8

@@ -15,6 +15,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from numba.core.errors import TypingError
+from simhelpers import (
+    edge_offload_all,
+    edge_pack,
+    masked_random,
+    run_to_horizon,
+    scenario,
+)
 
 from hierarchy.actions import (
     CLOUD_FIRST_SITE,
@@ -25,14 +33,8 @@ from hierarchy.actions import (
 )
 from hierarchy.observation import power_delta_w
 from sim.core import BatchedCore
+from sim.metrics import METRIC_NAMES, episode_metrics
 from sim.state import QUEUED_CLOUD, QUEUED_SITE, REJECTED, RUNNING
-from simhelpers import (
-    edge_offload_all,
-    edge_pack,
-    masked_random,
-    run_to_horizon,
-    scenario,
-)
 
 TOL = 1e-9
 
@@ -51,11 +53,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "long-ticks": {"workload.load_factor": 3.0, "time.step_s": 300.0},
 }
 
-# The property test draws from these; the curved table has its own test below.
+# The property test draws from these; the curved table has its own test below (put it back
+# here once CURVED_XFAIL is gone).
 RANDOM_VARIANTS = [v for v in VARIANTS if v != "curved-power"]
 
 SETTINGS = settings(
-    max_examples=24, deadline=None, database=None, print_blob=True,
+    max_examples=30, deadline=None, database=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -262,10 +265,15 @@ def step_and_check(core: BatchedCore, rng: np.random.Generator, p_invalid: float
     by_cloud = (st.placed_cloud_pool - prev["placed_cloud_pool"]
                 + st.placed_by_cloud_at_edge - prev["placed_by_cloud_at_edge"])
     assert (by_cloud <= cpend).all()
-    # The cloud decides exactly the one container it saw (rejections at arrival happen only
-    # in advancing copies, so the rejected count is the cloud's own where the clock held).
+    # The cloud decides the one container it saw (rejections at arrival happen only in
+    # advancing copies, so the rejected count is the cloud's own where the clock held) —
+    # except a site choice the same round's edge placement filled while the pool is full:
+    # that container stays at the head of the queue, undecided, and is never rejected.
     decided = by_cloud + st.rejected - prev["rejected"]
-    np.testing.assert_array_equal(decided[~adv], cpend[~adv].astype(float))
+    retried = cpend & ~adv & (decided == 0)
+    np.testing.assert_array_equal(decided[~adv & ~retried], cpend[~adv & ~retried].astype(float))
+    assert (ok_c[retried] & (ca[retried] >= CLOUD_FIRST_SITE)).all(), "only mask-allowed sites"
+    assert (st.rejected[retried] == prev["rejected"][retried]).all()
     fallback = cpend & (~ok_c | (ca == CLOUD_POOL)) & pool_fits
     assert (st.placed_cloud_pool - prev["placed_cloud_pool"] >= fallback).all()
     to_pool_ok = cpend & ok_c & (ca == CLOUD_POOL)
@@ -292,7 +300,7 @@ def step_and_check(core: BatchedCore, rng: np.random.Generator, p_invalid: float
     batch=st.integers(1, 4),
     variant=st.sampled_from(sorted(RANDOM_VARIANTS)),
     p_invalid=st.sampled_from([0.0, 0.0, 0.1, 0.4]),
-    steps=st.integers(60, 160),
+    steps=st.integers(100, 250),
 )
 def test_invariants_hold_under_random_decisions(seed: int, batch: int, variant: str,
                                                 p_invalid: float, steps: int) -> None:
@@ -305,7 +313,11 @@ def test_invariants_hold_under_random_decisions(seed: int, batch: int, variant: 
     assert (core.st.t_s > 0).all()
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+
+
+@pytest.mark.parametrize("variant", [
+    v for v in sorted(VARIANTS)
+])
 def test_invariants_over_a_whole_episode(variant: str) -> None:
     """Each variant once to the horizon (a short one), so late states are checked too."""
     sc = scenario("small", {**VARIANTS[variant], "time.horizon_s": 2 * 3600.0})
@@ -317,8 +329,42 @@ def test_invariants_over_a_whole_episode(variant: str) -> None:
         steps += 1
         assert steps < 20_000
     st_ = core.st
-    assert (st_.finished > 0).all()
-    assert (st_.asleep[:, : core.S * core.M].sum(axis=1) > 0).all() or variant == "busy"
+    # The run reached the parts of the model the variant is meant to stress.
+    assert (st_.finished > 0).all(), "apps departed"
+    assert (st_.asleep[:, : core.S * core.M].any(axis=1)).all(), "idle nodes fell asleep"
+    assert (st_.placed_cloud_pool > 0).all() and (st_.placed_by_cloud_at_edge > 0).all()
+    assert (st_.invalid_actions > 0).all()
+    if variant == "crowded":
+        assert (st_.rejected > 0).all(), "arrivals overflowed queues and app slots"
+    if variant == "heavy-usage":
+        assert (st_.capped_site_s.sum(axis=1) > 0).any(), "sites were capped"
+    metrics = episode_metrics(core)
+    assert set(metrics) == set(METRIC_NAMES)
+    for name in ("slo_violation_rate", "rejection_rate", "offload_rate", "capped_time_frac",
+                 "cpu_util_mean"):
+        assert ((metrics[name] >= 0) & (metrics[name] <= 1 + TOL)).all(), name
+    for name in ("energy_kwh", "response_ms_mean", "power_overshoot_wh", "wan_gb"):
+        assert (np.isfinite(metrics[name]) & (metrics[name] >= 0)).all(), name
+    np.testing.assert_allclose(metrics["cost"], st_.term_totals @ core.weights, rtol=1e-9)
+
+
+def test_reset_copies_restarts_only_the_finished_copies() -> None:
+    core = make_core("busy", 3, 4)
+    rng = np.random.default_rng(4)
+    for _ in range(60):
+        core.step(masked_random(rng, core.edge_mask), masked_random(rng, core.cloud_mask))
+    before = snapshot(core)
+    fresh = BatchedCore(core.scenario, batch_size=1, seed=0)
+    core.reset_copies(np.array([False, True, False]))
+    for name, old in before.items():
+        new = getattr(core.st, name)
+        assert np.array_equal(new[[0, 2]], old[[0, 2]]), name
+        assert np.array_equal(new[1], getattr(fresh.st, name)[0]), name
+    np.testing.assert_array_equal(core.edge_obs[1], fresh.edge_obs[0])
+    np.testing.assert_array_equal(core.cloud_mask[1], fresh.cloud_mask[0])
+    check_masks(core)
+    for _ in range(60):
+        step_and_check(core, rng, 0.1)
 
 
 # --- reproducibility ------------------------------------------------------------------------
@@ -343,7 +389,7 @@ def assert_same_trajectory(a: list[dict], b: list[dict]) -> None:
             assert np.array_equal(x[name], y[name]), f"step {i}: {name} differs"
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=12)
 @given(seed=st.integers(0, 2**32 - 1), batch=st.integers(1, 4))
 def test_same_seed_same_trajectory(seed: int, batch: int) -> None:
     sc = scenario("small", {"time.horizon_s": 6 * 3600.0, **VARIANTS["busy"]})
@@ -371,8 +417,12 @@ def test_one_copy_sees_the_same_arrivals_whatever_the_policy() -> None:
     for edge in (edge_pack, edge_offload_all):
         core = BatchedCore(sc, batch_size=1, seed=5)
         seen: list[float] = []
+
+        def record(c: BatchedCore, _adv: np.ndarray, seen: list[float] = seen) -> None:
+            seen.append(float(c.st.arrived[0]))
+
         run_to_horizon(core, edge, lambda c: np.where(c.cloud_view.pending, CLOUD_POOL, 0),
-                       on_tick=lambda c, _adv: seen.append(float(c.st.arrived[0])))
+                       on_tick=record)
         arrivals.append(seen)
     assert arrivals[0] == arrivals[1]
 
@@ -422,12 +472,6 @@ def cloud_prefers_busy_sites(core: BatchedCore) -> np.ndarray:
     return np.where(busy.any(axis=1), CLOUD_FIRST_SITE + busy.argmax(axis=1), act)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the cloud mask is computed before the edge agents act in the same step: when the edge "
-    "takes the last room (or power) of the site the cloud picked and the pool is full, a "
-    "mask-allowed cloud choice ends in a rejection (the reject action was masked out because "
-    "that site fitted); the container could be re-queued or sent to another site that fits"
-))
 def test_a_cloud_site_choice_the_mask_allowed_is_not_rejected() -> None:
     sc = scenario("small", {"time.horizon_s": 3 * 3600.0, "workload.load_factor": 8.0,
                             "cloud.nodes": {"x3550": 1}})
@@ -442,3 +486,29 @@ def test_a_cloud_site_choice_the_mask_allowed_is_not_rejected() -> None:
         rejected_now = (core.st.rejected > before) & ~out.advanced
         races += int((chose_site & rejected_now).sum())
     assert races == 0, f"{races} mask-allowed site choices were rejected"
+
+
+def _view_arrays(view: Any) -> dict[str, np.ndarray]:
+    return {f.name: np.array(getattr(view, f.name), copy=True) for f in fields(view)
+            if getattr(view, f.name) is not None}
+
+
+def test_views_are_snapshots_that_later_steps_do_not_change() -> None:
+    core = make_core("busy", 2, 0)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        core.step(masked_random(rng, core.edge_mask), masked_random(rng, core.cloud_mask))
+    edge, cloud = core.edge_view, core.cloud_view
+    edge_before, cloud_before = _view_arrays(edge), _view_arrays(cloud)
+    masks_before = core.edge_mask.copy(), core.cloud_mask.copy()
+    held_masks = core.edge_mask, core.cloud_mask
+    for _ in range(30):
+        core.step(masked_random(rng, core.edge_mask), masked_random(rng, core.cloud_mask))
+    assert np.array_equal(held_masks[0], masks_before[0])
+    assert np.array_equal(held_masks[1], masks_before[1])
+    changed = [name for name, arr in cloud_before.items()
+               if not np.array_equal(arr, getattr(cloud, name))]
+    assert not changed, f"cloud view fields changed under a held view: {changed}"
+    changed = [name for name, arr in edge_before.items()
+               if not np.array_equal(arr, getattr(edge, name))]
+    assert not changed, f"edge view fields changed under a held view: {changed}"
