@@ -15,8 +15,10 @@ import numpy as np
 
 from hierarchy.observation import CloudEncoder, CloudView, EdgeEncoder, EdgeView, spec_bounds
 from hierarchy.scenario import Scenario, load_scenario
+from sim.arrivals import CopyPools
 from sim.decisions import apply_decisions
 from sim.state import QUEUED_CLOUD, QUEUED_SITE, RUNNING, TERM_NAMES, SimState
+from sim.streams import copy_key
 from sim.tick import advance_time
 from sim.topology import build_topology
 from sim.views import (
@@ -83,7 +85,6 @@ class BatchedCore:
             self.topo.node_curves if self.topo.node_curves is not None
             else np.tile(np.linspace(0.0, 1.0, 11), (self.N, 1))
         )
-        self.rng = np.random.default_rng(seed)
         self._hour: np.ndarray | None = None
         self.edge_obs_dim = self.edge_encoder.spec.dim
         self.edge_bounds = spec_bounds(self.edge_encoder)
@@ -91,9 +92,12 @@ class BatchedCore:
         self.cloud_bounds = spec_bounds(self.cloud_encoder)
         self.static_views = StaticViews(self)
         self.obs_buffers = ObservationBuffers(self)
-        self.st = self._fresh(self.B)
+        arrivals = sc.workload.arrivals
+        busiest_tick = (self.topo.site_apps_per_hour.sum() * arrivals.burst_factor
+                        * (1 + arrivals.daily_amplitude) * self.dt_s / 3600.0)
+        self.pools = CopyPools(self.generator, self.B, busiest_tick)
         self._fresh_one = self._fresh(1)
-        self.observe()
+        self.reset(seed)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -105,19 +109,35 @@ class BatchedCore:
         return st
 
     def reset(self, seed: int | None = None) -> None:
-        if seed is not None:
-            self.rng = np.random.default_rng(seed)
-            self.generator.reset()
+        """Start a new episode in every copy.
+
+        With a seed, copy c's episodes restart from that seed's first; without one, each copy
+        moves on to its next episode (a fresh seed is drawn the first time). A copy's
+        workload depends only on (seed, copy, episode), never on the other copies.
+        """
+        if seed is not None or not hasattr(self, "entropy"):
+            self.entropy = np.random.SeedSequence(seed).entropy
+            episodes = np.zeros(self.B, dtype=np.int64)
+        else:
+            episodes = self.st.episode + 1
         self.st = self._fresh(self.B)
-        self._hour = None
-        self.observe()
+        self.st.episode[:] = episodes
+        self._start_episodes(np.ones(self.B, dtype=bool))
 
     def reset_copies(self, done: np.ndarray) -> None:
         """Start new episodes in the copies where `done` (B,) is True (auto-reset)."""
         if done.any():
             self.st.reset_copies(done, self._fresh_one)
-            self._hour = None
-            self.observe()
+            self._start_episodes(done)
+
+    def _start_episodes(self, which: np.ndarray) -> None:
+        for copy in np.nonzero(which)[0]:
+            copy = int(copy)
+            episode = int(self.st.episode[copy])
+            self.st.key[copy] = copy_key(self.entropy, copy, episode)
+            self.pools.start_episode(copy, self.entropy, episode)
+        self._hour = None
+        self.observe()
 
     @property
     def hour(self) -> np.ndarray:
@@ -190,7 +210,9 @@ class BatchedCore:
             st.placed_edge, st.offloaded, st.placed_cloud_pool, st.placed_by_cloud_at_edge,
             st.rejected, st.invalid_actions, terms,
         )
-        advanced = (st.sq_len.sum(axis=1) == 0) & (st.cq_len == 0)
+        # A copy whose episode is over holds still until it is reset.
+        running = st.t_s < self.horizon_s - 1e-9
+        advanced = (st.sq_len.sum(axis=1) == 0) & (st.cq_len == 0) & running
         if advanced.any():
             advance_time(self, advanced, terms)
         truncated = st.t_s >= self.horizon_s - 1e-9

@@ -2,8 +2,8 @@
 
 This loop touches only active apps and their real containers, which is what makes batched
 training fast (NumPy over padded (B, A, K) arrays spent most of its time on empty slots).
-It draws no random numbers: the caller passes the tick's draws from the copy's generator, so
-seeding stays per environment. The model it computes is described in sim/tick.py.
+Its random draws come from each copy's own counter-based streams (sim.streams), so seeding
+stays per copy and per environment. The model it computes is described in sim/tick.py.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from numba import njit
 
 from sim.latency import RHO_MAX
 from sim.state import REJECTED, RUNNING
+from sim.streams import STREAM_ARRIVAL, STREAM_BURST, STREAM_LOAD, normal, uniform
 
 # Latency above SLO counts in SLO units up to this many (an app far out of SLO is out).
 LATENCY_OVER_CAP = 10.0
@@ -56,13 +57,13 @@ def _poisson_from_uniform(lam: float, u: float) -> int:
 
 
 @njit(cache=True)
-def clock_kernel(adv, step_s, t_s, start_hour, u_burst, burst_on, burst_factor, burst_on_s,
-                 burst_off_s, daily_amp, peak_hour, apps_per_hour, u_arrive, arrivals,
-                 noise, a_z, phi_per_min, dt, hour):
+def clock_kernel(adv, step_s, t_s, tick, key, start_hour, burst_on, burst_factor, burst_on_s,
+                 burst_off_s, daily_amp, peak_hour, apps_per_hour, arrivals, a_z, phi_per_min,
+                 dt, hour):
     """Advance clocks, burst chains and load noise; draw each site's arrival count.
 
-    Writes dt (0 for copies that hold still), hour and arrivals (B, S); uniforms and normals
-    come from the copy's generator.
+    Writes dt (0 for copies that hold still), hour and arrivals (B, S). Every draw comes
+    from the copy's own streams (sim.streams), at the copy's own tick.
     """
     n_copies, n_sites = burst_on.shape
     for b in range(n_copies):
@@ -75,22 +76,24 @@ def clock_kernel(adv, step_s, t_s, start_hour, u_burst, burst_on, burst_factor, 
         d = step_s
         dt[b] = d
         t_s[b] += d
+        tick[b] += 1
+        kb, tb = key[b], tick[b]
         h = (start_hour + t_s[b] / 3600.0) % 24.0
         hour[b] = h
         daily = 1.0 + daily_amp * math.cos(2.0 * math.pi * (h - peak_hour) / 24.0)
         p_end = 1.0 - math.exp(-d / burst_on_s)
         p_start = 1.0 - math.exp(-d / burst_off_s)
         for s in range(n_sites):
-            if u_burst[b, s] < (p_end if burst_on[b, s] else p_start):
+            if uniform(kb, tb, STREAM_BURST, s) < (p_end if burst_on[b, s] else p_start):
                 burst_on[b, s] = not burst_on[b, s]
             rate = apps_per_hour[s] / 3600.0 * daily * (burst_factor if burst_on[b, s] else 1.0)
-            arrivals[b, s] = _poisson_from_uniform(rate * d, u_arrive[b, s])
+            arrivals[b, s] = _poisson_from_uniform(rate * d, uniform(kb, tb, STREAM_ARRIVAL, s))
         # The app's load follows an AR(1) in log space (one state per app: its containers
         # serve the same users).
         phi = phi_per_min ** (d / 60.0)
         scale = math.sqrt(1.0 - phi * phi)
         for a in range(a_z.shape[1]):
-            a_z[b, a] = phi * a_z[b, a] + scale * noise[b, a]
+            a_z[b, a] = phi * a_z[b, a] + scale * normal(kb, tb, STREAM_LOAD, a)
 
 
 @njit(cache=True)

@@ -229,6 +229,23 @@ def solve_placement(scenario: Scenario, topo: Topology, rec: RecordedEpisode,
             prog.row(rows_cpu, ub=cores[n] * (1 + 1e-9))
             prog.row(rows_mem, ub=mem[n] * (1 + 1e-9))
 
+    # Redundant for the integer program, but they tighten its relaxation a lot: a node holds
+    # its containers only while awake (the bin-packing linking constraint).
+    for t in range(1, T + 1):
+        alive = [a for a in rec.apps if alive_in_tick(a, t)]
+        for n in {n for a in alive for k in range(a.size) for n in cands[a.index, k]}:
+            if (n, t) not in awake:
+                continue
+            rows_cpu = {awake[n, t]: -cores[n]}
+            rows_mem = {awake[n, t]: -mem[n]}
+            for a in alive:
+                for k in range(a.size):
+                    if (a.index, k, n) in x:
+                        rows_cpu[x[a.index, k, n]] = a.cpu_req[k]
+                        rows_mem[x[a.index, k, n]] = a.mem_req[k]
+            prog.row(rows_cpu, ub=1e-9 * cores[n])
+            prog.row(rows_mem, ub=1e-9 * mem[n])
+
     # --- site power: no capping in any tick, and the guard at every decision instant ----------
     def site_demand(s: int, t: int) -> tuple[dict[int, float], float]:
         """Site s's measured demand in tick t: (terms, constant) in W."""

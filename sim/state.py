@@ -20,8 +20,11 @@ RESPONSE_BINS = np.concatenate([[0.0], np.logspace(0, 5, 121)])  # ms, log-space
 
 @dataclass
 class SimState:
-    # time and site-level state
+    # time, random streams and site-level state
     t_s: np.ndarray  # (B,) seconds since reset
+    tick: np.ndarray  # (B,) ticks since reset (the counter of the copy's random streams)
+    key: np.ndarray  # (B,) uint64 key of the copy's random streams this episode
+    episode: np.ndarray  # (B,) episodes this copy has started since the seed was set
     knob: np.ndarray  # (B, S) resize-knob level per site
     burst_on: np.ndarray  # (B, S)
     throttle: np.ndarray  # (B, S+1) speed factor from power capping; cloud always 1
@@ -105,7 +108,8 @@ class SimState:
     def zeros(cls, b: int, s: int, n: int, a: int, k: int, q: int, qc: int) -> SimState:
         f8, i4, i1 = np.float64, np.int32, np.int8
         shapes = {
-            "t_s": ((b,), f8), "knob": ((b, s), i4), "burst_on": ((b, s), bool),
+            "t_s": ((b,), f8), "tick": ((b,), np.int64), "key": ((b,), np.uint64),
+            "episode": ((b,), np.int64), "knob": ((b, s), i4), "burst_on": ((b, s), bool),
             "throttle": ((b, s + 1), f8), "loc_power_w": ((b, s + 1), f8),
             "sq": ((b, s, q), i4), "sq_head": ((b, s), i4), "sq_len": ((b, s), i4),
             "cq": ((b, qc), i4), "cq_head": ((b,), i4), "cq_len": ((b,), i4),
@@ -142,6 +146,9 @@ class SimState:
         return st
 
     def reset_copies(self, done: np.ndarray, fresh: SimState) -> None:
-        """Put the copies where `done` is True back to `fresh` (a one-copy state)."""
+        """Put the copies where `done` is True back to `fresh` (a one-copy state); their
+        episode counters move on (the caller gives them new stream keys)."""
+        episode = self.episode.copy()
         for f in fields(self):
             getattr(self, f.name)[done] = getattr(fresh, f.name)[0]
+        self.episode[:] = np.where(done, episode + 1, episode)

@@ -6,8 +6,8 @@ nodes' power follows their load, sites over budget are capped (throttled), respo
 follow from the (throttled, contended) CPU each container gets, energy and WAN bytes
 accumulate, finished apps leave, empty nodes fall asleep, and new apps arrive.
 
-Random draws (burst switches, load noise, arrivals) come from the core's generator here; the
-per-container work runs in the compiled kernel (sim/kernel.py).
+Random draws (burst switches, load noise, arrivals) come from each copy's own streams; the
+per-container work runs in the compiled kernels (sim/kernel.py), apps from per-copy pools.
 """
 
 from __future__ import annotations
@@ -27,16 +27,13 @@ if TYPE_CHECKING:
 def advance_time(core: BatchedCore, advanced: np.ndarray, terms: np.ndarray) -> None:
     st, topo, sc = core.st, core.topo, core.scenario
     arr = sc.workload.arrivals
-    rng = core.rng
     dt = np.empty(core.B)
     hour = np.empty(core.B)
     arrivals = np.empty((core.B, core.S), dtype=np.int64)
     clock_kernel(
-        advanced, core.dt_s, st.t_s, sc.time.start_hour, rng.random((core.B, core.S)),
-        st.burst_on, arr.burst_factor, arr.burst_on_s, arr.burst_off_s, arr.daily_amplitude,
-        arr.peak_hour, topo.site_apps_per_hour, rng.random((core.B, core.S)), arrivals,
-        rng.standard_normal(st.a_z.shape), st.a_z, sc.workload.usage.ar1_phi_per_min, dt,
-        hour,
+        advanced, core.dt_s, st.t_s, st.tick, st.key, sc.time.start_hour, st.burst_on,
+        arr.burst_factor, arr.burst_on_s, arr.burst_off_s, arr.daily_amplitude, arr.peak_hour,
+        topo.site_apps_per_hour, arrivals, st.a_z, sc.workload.usage.ar1_phi_per_min, dt, hour,
     )
     core.set_hour(hour)
     tick_kernel(        advanced, dt, hour,

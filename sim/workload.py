@@ -57,40 +57,10 @@ class WorkloadGenerator:
         self.cpu_cdf = np.cumsum(w.containers.cpu_request_pmf)
         self.mem_ratio_values = np.asarray(w.containers.mem_gib_per_core)
         self.mem_ratio_cdf = np.cumsum(w.containers.mem_gib_per_core_pmf)
-        self.reset()
 
-    POOL_SIZE = 2048  # apps drawn at once: many small draws cost more than one large one
-
-    def reset(self) -> None:
-        """Forget pre-drawn apps (call when the generator that drew them is re-seeded)."""
-        self._pool: NewApps | None = None
-        self._pool_used = 0
-
-    def take(self, rng: np.random.Generator, n: int) -> tuple[NewApps, int]:
-        """Reserve the next n apps: (the pool holding them, index of the first).
-
-        Apps are drawn ahead in pools (one large draw costs less than many small ones); their
-        home is set on arrival, where the users' round trip enters the SLO.
-        """
-        pool = self._pool
-        if pool is None or self._pool_used + n > pool.size.shape[0]:
-            self._pool = pool = self._draw(rng, max(self.POOL_SIZE, n))
-            self._pool_used = 0
-        start = self._pool_used
-        self._pool_used += n
-        return pool, start
-
-    def sample(self, rng: np.random.Generator, home: np.ndarray) -> NewApps:
-        """The next len(home) apps, arriving at sites `home` (a copy, for inspection)."""
-        pool, start = self.take(rng, home.shape[0])
-        take = slice(start, start + home.shape[0])
-        apps = NewApps(**{f: getattr(pool, f)[take].copy() for f in NewApps.__dataclass_fields__})
-        apps.home = home
-        apps.data_site = home.copy()
-        apps.slo_ms = apps.slo_ms + apps.slo_factor * self.user_rtt_home[home]
-        return apps
-
-    def _draw(self, rng: np.random.Generator, n: int) -> NewApps:
+    def draw(self, rng: np.random.Generator, n: int) -> NewApps:
+        """n apps drawn with `rng`; their home (and with it the SLO's user round trip and
+        the site of their pinned data) is set when they arrive."""
         home = np.zeros(n, dtype=np.int64)
         k = self.k
         apps, use, life = self.w.apps, self.w.usage, self.w.lifetimes

@@ -89,7 +89,9 @@ deviations of the samples *before* it (causal: a spike is judged on the past onl
 MIN_INTERVALS = 3
 """``cpu_spike_clustering`` needs this many inter-spike intervals (else 0)."""
 
-EPS_CORES = 1e-6
+EPS_CORES = 1e-3
+"""A mean CPU at or below one millicore is "nothing": ratios to it (CV, peak-to-mean, relative
+trend, burstiness) are reported as their neutral values (0, 1, 0, 0)."""
 EPS_GIB = 1e-6
 CORE_FLOOR = 0.01
 """Denominator floor (cores) of ``net_mbps_per_core``."""
