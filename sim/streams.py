@@ -47,7 +47,8 @@ def normal(key: np.uint64, tick: int, stream: int, index: int) -> float:
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-def copy_seed_sequence(entropy: int, copy: int, episode: int, purpose: int) -> np.random.SeedSequence:
+def copy_seed_sequence(entropy: int, copy: int, episode: int,
+                       purpose: int) -> np.random.SeedSequence:
     """The seed sequence of one copy's episode, for one purpose (0: tick key, 1: apps)."""
     return np.random.SeedSequence(entropy, spawn_key=(copy, episode, purpose))
 
