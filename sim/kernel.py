@@ -13,6 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
+from hierarchy.guard import load_fraction_at
 from sim.latency import RHO_MAX
 from sim.state import REJECTED, RUNNING
 from sim.streams import STREAM_ARRIVAL, STREAM_BURST, STREAM_LOAD, normal, uniform
@@ -21,17 +22,6 @@ from sim.streams import STREAM_ARRIVAL, STREAM_BURST, STREAM_LOAD, normal, unifo
 LATENCY_OVER_CAP = 10.0
 # Columns of the per-step cost terms (sim.state.TERM_NAMES).
 T_ENERGY, T_LATENCY, T_VIOLATION, T_REJECTION, T_CAPPED, T_OVERSHOOT = range(6)
-
-
-@njit(cache=True, inline="always")
-def _load_fraction(curves: np.ndarray, n: int, u: float) -> float:
-    if u <= 0.0:
-        return curves[n, 0]
-    if u >= 1.0:
-        return curves[n, 10]
-    x = u * 10.0
-    lo = int(x)
-    return curves[n, lo] + (curves[n, lo + 1] - curves[n, lo]) * (x - lo)
 
 
 @njit(cache=True, inline="always")
@@ -235,7 +225,7 @@ def tick_kernel(
             else:
                 u = n_used[b, n] / node_cores[n]
                 loc_base[s] += idle_w[n]
-                loc_dyn[s] += (max_w[n] - idle_w[n]) * _load_fraction(curves, n, u)
+                loc_dyn[s] += (max_w[n] - idle_w[n]) * load_fraction_at(curves[n], False, u)
         for s in range(n_sites + 1):
             theta[s] = 1.0
             demand_w = loc_base[s] + loc_dyn[s]
@@ -261,8 +251,8 @@ def tick_kernel(
             if asleep[b, n]:
                 drawn = sleep_w[n]
             else:
-                u = n_used[b, n] / node_cores[n]
-                drawn = idle_w[n] + theta[s] * (max_w[n] - idle_w[n]) * _load_fraction(curves, n, u)
+                f = load_fraction_at(curves[n], False, n_used[b, n] / node_cores[n])
+                drawn = idle_w[n] + theta[s] * (max_w[n] - idle_w[n]) * f
             e = drawn * loc_pue[s] * d
             n_energy[b, n] += e
             energy += e
