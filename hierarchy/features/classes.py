@@ -37,23 +37,6 @@ CLIP = {"cpu_cv": (0.0, 5.0), "log_peak_to_mean": (0.0, 2.0),
         "cpu_trend_rel_per_day": (-1.0, 1.0), "mem_growth_rel_per_day": (-1.0, 1.0)}
 """Clipping keeps a few extreme containers from owning a centroid."""
 
-# Naming rules, applied to a centroid in the units of ``cluster_vector``, in this order (the
-# first that matches names it): bursty, idle, growing, periodic, else steady. Spikes come first
-# because they decide the headroom a container needs whatever its mean; the relative trend of a
-# near-idle container is noise, so idle comes before growing.
-IDLE_MEAN_CORES = 0.025
-"""idle: mean CPU below this many cores (geometric mean, for a centroid)."""
-GROWING_REL_PER_DAY = 0.1
-"""growing: CPU trend or memory growth of at least 10 % of the mean per day."""
-BURSTY_SHARE = 0.25
-BURSTY_CV = 1.5
-"""bursty: at least 25 % of the CPU used in spikes, or a coefficient of variation >= 1.5."""
-PERIODIC_STRENGTH = 0.2
-PERIODIC_ACF_1D = 0.5
-"""periodic: at least 20 % of the (5-min mean) variance at one candidate period, or a daily
-autocorrelation of at least 0.5 (a narrow daily peak spreads its power over harmonics)."""
-
-
 def cluster_vector(features: np.ndarray) -> np.ndarray:
     """Map feature vector(s) (``FEATURE_NAMES`` order, or the usage part) to the clustering
     space, ``CLUSTER_FEATURES`` order. Works on shape ``(n_features,)`` or ``(n, n_features)``."""
@@ -76,16 +59,34 @@ def cluster_vector(features: np.ndarray) -> np.ndarray:
     return np.stack([cols[k] for k in CLUSTER_FEATURES], axis=-1)
 
 
+# Naming rules, applied to a centroid in the units of ``cluster_vector``, in this order (the
+# first that matches names it): idle (low and not spiky), growing (a sustained trend changes
+# the size a container will need), bursty (spikes decide its headroom), periodic (a daily or
+# hourly pattern), else steady. A falling trend has no class of its own.
+IDLE_MEAN_CORES = 0.025
+"""idle: mean CPU below this many cores (geometric mean, for a centroid), and not bursty."""
+GROWING_REL_PER_DAY = 0.1
+"""growing: CPU trend or memory growth of at least 10 % of the mean per day."""
+BURSTY_SHARE = 0.25
+BURSTY_CV = 1.5
+"""bursty: at least 25 % of the CPU used in spikes, or a coefficient of variation >= 1.5."""
+PERIODIC_STRENGTH = 0.2
+PERIODIC_ACF_1D = 0.5
+"""periodic: at least 20 % of the (5-min mean) variance at one candidate period, or a daily
+autocorrelation of at least 0.5 (a narrow daily peak spreads its power over harmonics)."""
+
+
 def name_centroid(c: Mapping[str, float]) -> str:
     """The class name of a centroid given in ``cluster_vector`` units (rules above, in order:
-    bursty, idle, growing, periodic, else steady)."""
-    if c["cpu_burstiness"] >= BURSTY_SHARE or c["cpu_cv"] >= BURSTY_CV:
-        return "bursty"
-    if 10.0 ** c["log_cpu_mean"] - LOG_FLOOR_CORES < IDLE_MEAN_CORES:
+    idle, growing, bursty, periodic, else steady)."""
+    bursty = c["cpu_burstiness"] >= BURSTY_SHARE or c["cpu_cv"] >= BURSTY_CV
+    if 10.0 ** c["log_cpu_mean"] - LOG_FLOOR_CORES < IDLE_MEAN_CORES and not bursty:
         return "idle"
     if c["cpu_trend_rel_per_day"] >= GROWING_REL_PER_DAY \
             or c["mem_growth_rel_per_day"] >= GROWING_REL_PER_DAY:
         return "growing"
+    if bursty:
+        return "bursty"
     if c["cpu_period_strength"] >= PERIODIC_STRENGTH or c["cpu_acf_1d"] >= PERIODIC_ACF_1D:
         return "periodic"
     return "steady"

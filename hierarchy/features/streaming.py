@@ -9,7 +9,8 @@ observed so far, never the future.
 
 Agreement with ``batch.usage_features`` on the same series (``tests/test_features.py``):
 quantiles within the sketch's relative error ``SKETCH_ALPHA`` (absolute ``SKETCH_MIN`` near 0);
-everything else equal up to floating-point rounding (relative 1e-9).
+everything else equal up to floating-point rounding (relative 1e-9, for series whose standard
+deviation is at least 1e-3 of their mean).
 """
 
 from __future__ import annotations

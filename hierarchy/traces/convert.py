@@ -179,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     lines = [f"  {name:<22} -> {f.kind}: {f.help}" for name, f in FORMATS.items()]
     p = argparse.ArgumentParser(
         prog="hierarchy workload convert",
-        description="Convert a public trace into hierarchy's usage-series CSV, call-graph JSON "
-                    "lines or arrivals CSV (formats and mappings: docs/traces.md). Files are "
+        description="Convert a public trace into hierarchy's usage-series CSV, call-graph JSON\n"
+                    "lines or arrivals CSV (formats and mappings: docs/traces.md). Files are\n"
                     "streamed; '.gz' inputs and outputs are (de)compressed on the fly.",
         epilog="formats:\n" + "\n".join(lines) + "\n\nexample:\n  hierarchy workload convert "
                "--from bitbrains bitbrains.csv.gz usage.csv.gz --skip-bad",

@@ -33,6 +33,11 @@ class TraceFormatError(ValueError):
         where = f"{self.path}:{self.line}" if self.line > 0 else self.path
         super().__init__(f"{where}: {reason}")
 
+    @property
+    def file(self) -> str:
+        """The file (an alias of ``path``)."""
+        return self.path
+
 
 @dataclass
 class ConvertStats:

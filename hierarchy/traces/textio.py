@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import math
 import os
 from collections.abc import Iterator
@@ -37,13 +38,21 @@ def open_output(path: str | Path) -> Iterator[IO[str]]:
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     fh: IO[str]
+    base: IO[bytes] | None = None
     if p.suffix == ".gz":
-        fh = gzip.open(tmp, "wt", encoding="utf-8", newline="")
+        # mtime=0 and no file name in the header: the same rows give the same bytes.
+        base = open(tmp, "wb")
+        raw = gzip.GzipFile(filename="", mode="wb", fileobj=base, mtime=0)
+        fh = io.TextIOWrapper(raw, encoding="utf-8", newline="")
     else:
         fh = open(tmp, "w", encoding="utf-8", newline="")
     try:
-        with fh:
-            yield fh
+        try:
+            with fh:
+                yield fh
+        finally:
+            if base is not None:
+                base.close()
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)
