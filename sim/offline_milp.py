@@ -2,30 +2,32 @@
 
 Decision: where each container runs, at its request size with static allocations (the same
 action subspace the heuristic baselines use): a node of its home site (the edge agent's
-choice) or the first cloud-pool node (offload; the core's best fit picks that node as long as
-the pool's load fits on one node, which is a constraint). Given the recorded workload
-(sim.offline_record), the simulator's cost is then linear in these choices, exactly, except
-for what the notes below say. Variables:
+choice) or a node of the cloud pool (offload, then the cloud level sends it to the pool).
+Given the recorded workload (sim.offline_record), the simulator's cost is linear in these
+choices; the program states it exactly except for what the last paragraph says. Variables:
 
 - x[c, n] in {0, 1}: container c on node n (one node each);
-- A[n, t] in [0, 1]: node n awake in tick t. A node wakes when a container is placed on it
-  and sleeps `sleep_after_s` after its last container left, so A[n, t] >= x[c, n] over c's
-  run plus that tail; minimising makes A the exact indicator;
+- A[n, t] in {0, 1}: node n awake in tick t. A node wakes when a container is placed on it
+  and sleeps `sleep_after_s` after its last container left: A[n, t] >= x[c, n] over c's run
+  and that tail, and minimising makes A exact;
 - W[n, j], R[n, j]: node n woken by a placement at instant j / kept awake into tick j+1 by
   earlier containers (the guard charges a waking node its idle power);
-- v[a, t] in {0, 1}, e[a, t] >= 0: app a out of its SLO in tick t, and by how much;
-- d[c] >= |pool[c] - pool[parent(c)]|: a call crossing the WAN;
-- pool load on the x3550's SPECpower curve: incremental piecewise-linear segments.
+- v[a, t] in {0, 1}, e[a, t] >= 0: app a out of its SLO in tick t, and by how much (in SLO
+  units, capped at LATENCY_OVER_CAP);
+- d[c] >= |pool(c) - pool(parent(c))|: a call crossing the WAN;
+- each pool node's load on its SPECpower curve: incremental piecewise-linear segments.
 
-Objective (the scenario's reward weights): energy (idle, dynamic and sleep power of every
-node, cloud PUE, WAN bytes), latency above SLO (capped at 10 SLO units) and SLO violations.
-Constraints: one node per container, node capacity at every instant, the edge guard at every
-decision instant (site demand + added watts of the placements <= budget), no power capping
-(site demand <= budget in every tick), and the pool within one node.
+Objective (the scenario's reward weights): energy (idle, dynamic and sleep power of every node,
+cloud PUE, WAN bytes), latency above SLO and SLO violations. Constraints: one node per
+container, node capacity at every instant, the edge guard at every decision instant (site
+demand + the watts the instant's placements add <= budget), and no power capping (site demand
+<= budget in every tick).
 
-Not modelled (so the model can differ from the simulator): CPU contention (the kernel's
-1 + kappa * u^2 slowdown of service time), which only lengthens responses; the guard's
-clipping at full node load (the model is stricter). Tests compare model and simulator.
+Exact, except: CPU contention (the kernel's 1 + kappa u^2 slowdown of service times, which
+only lengthens responses) is left out, the guard's clipping at full node load is not used (the
+program is stricter), and with more than one pool node the core's best fit, not the program,
+picks the pool node (pool energy can then differ). The program is first solved with one pool
+node and grows only if that is infeasible.
 """
 
 from __future__ import annotations
@@ -39,10 +41,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from hierarchy.scenario import Scenario
 from sim.kernel import LATENCY_OVER_CAP
 from sim.latency import RHO_MAX
-from sim.offline_record import RecordedEpisode
+from sim.offline_record import RecordedApp, RecordedEpisode
 from sim.topology import Topology
-
-DISP = False
 
 
 class _Program:
@@ -83,295 +83,438 @@ class _Program:
         self.row_lb.append(lb)
         self.row_ub.append(ub)
 
-    def solve(self, time_limit_s: float, gap: float):  # noqa: ANN201 - scipy's result
+    def solve(self, time_limit_s: float, gap: float, scale: float):  # noqa: ANN201
+        """scipy's result. Costs are solved times `scale` (so they lie near 1, where HiGHS's
+        absolute tolerances mean something) and reported unscaled."""
         a = sparse.csr_array((self.vals, (self.rows, self.cols)),
                              shape=(len(self.row_lb), len(self.cost)))
-        return milp(
-            np.asarray(self.cost), integrality=np.asarray(self.integer),
+        res = milp(
+            np.asarray(self.cost) * scale, integrality=np.asarray(self.integer),
             bounds=Bounds(np.asarray(self.lb), np.asarray(self.ub)),
             constraints=LinearConstraint(a, np.asarray(self.row_lb), np.asarray(self.row_ub)),
-            options={"time_limit": time_limit_s, "mip_rel_gap": gap, "disp": DISP},
+            options={"time_limit": time_limit_s, "mip_rel_gap": gap, "disp": False},
         )
+        if res.x is not None:
+            res.fun = res.fun / scale
+            if getattr(res, "mip_dual_bound", None) is not None:
+                res.mip_dual_bound = res.mip_dual_bound / scale
+        return res
 
 
 @dataclass
 class MilpSolution:
     node: dict[tuple[int, int], int]  # (app index, k) -> global node
     objective: float  # the model's episode cost, constants included
-    cost_terms: dict[str, float]  # the objective split: energy, latency, violations, rejections
-    status: str
-    mip_gap: float | None
+    lower_bound: float  # proven lower bound of the model's optimum (= objective if optimal)
+    cost_terms: dict[str, float]  # the objective split: energy, latency, violation, rejection
+    status: str  # "optimal" or the solver's message
+    pool_nodes: int  # pool nodes the program could use
     variables: int
     integers: int
     constraints: int
+
+
+class Infeasible(RuntimeError):
+    """No placement satisfies the constraints (e.g. the pool needs more nodes)."""
 
 
 def _add(terms: dict[int, float], col: int, val: float) -> None:
     terms[col] = terms.get(col, 0.0) + val
 
 
-def _sleep_tail_ticks(scenario: Scenario) -> int:
+def sleep_tail_ticks(scenario: Scenario) -> int:
     """Ticks a node stays awake after the tick its last container left in."""
     dt, idle, m = scenario.time.step_s, 0.0, -1
     while True:
         m += 1
-        idle += dt
+        idle += dt  # the kernel accumulates idle time tick by tick, so does this
         if idle >= scenario.sizing.sleep_after_s:
             return m
 
 
 def solve_placement(scenario: Scenario, topo: Topology, rec: RecordedEpisode,
-                    curve_table: np.ndarray, time_limit_s: float = 120.0,
-                    gap: float = 1e-9) -> MilpSolution:
-    """Build and solve the program for `rec`; raise RuntimeError when it has no solution."""
-    sc = scenario
-    S, M, T = topo.num_sites, topo.nodes_per_site, rec.ticks
-    dt, hours = sc.time.step_s, sc.time.step_s / 3600.0
-    pool = S * M
-    w = sc.reward
-    e_w = w.energy_per_kwh * dt / 3.6e6  # cost of one watt drawn for one tick
-    j_cost = w.energy_per_kwh / 3.6e6  # cost of one joule
-    tail = _sleep_tail_ticks(sc)
-    prog = _Program()
-    const = w.rejection_per_container * rec.admission_rejected
+                    curve_table: np.ndarray, pool_nodes: int = 1,
+                    time_limit_s: float = 120.0, gap: float = 1e-9) -> MilpSolution:
+    """Build and solve the program for `rec` with the first `pool_nodes` pool nodes.
 
-    cores, mem = topo.node_cores, topo.node_mem_gib
-    idle, peak, sleep = topo.node_idle_w, topo.node_max_w, topo.node_sleep_w
-    pue = topo.loc_pue[topo.node_site]
-    dyn_pc = (peak - idle) / np.maximum(cores, 1e-9)  # W per core on a linear node
+    Raises Infeasible when no placement fits, RuntimeError when none was found in time.
+    """
+    return _Builder(scenario, topo, rec, curve_table, pool_nodes).solve(time_limit_s, gap)
 
-    # Every node sleeps unless awake: sleep power is a constant, awake adds idle - sleep.
-    const += float(np.sum(np.where(topo.node_exists, sleep * pue, 0.0))) * e_w * T
 
-    # --- placement variables ---------------------------------------------------------------
-    cands: dict[tuple[int, int], list[int]] = {}
-    x: dict[tuple[int, int, int], int] = {}
-    for app in rec.apps:
-        site_nodes = [app.home * M + m for m in range(M) if topo.node_exists[app.home * M + m]]
-        for k in range(app.size):
-            cands[app.index, k] = [*site_nodes, pool]
-            one = {}
-            for n in cands[app.index, k]:
-                x[app.index, k, n] = prog.var(integer=True)
-                one[x[app.index, k, n]] = 1.0
-            prog.row(one, 1.0, 1.0)
+class _Builder:
+    def __init__(self, scenario: Scenario, topo: Topology, rec: RecordedEpisode,
+                 curve_table: np.ndarray, pool_nodes: int) -> None:
+        self.sc, self.topo, self.rec, self.curves = scenario, topo, rec, curve_table
+        S, M = topo.num_sites, topo.nodes_per_site
+        self.S, self.M, self.T = S, M, rec.ticks
+        self.pools = list(range(S * M, S * M + min(pool_nodes, topo.num_cloud_nodes)))
+        dt = scenario.time.step_s
+        self.hours = dt / 3600.0
+        self.w = scenario.reward
+        self.e_w = self.w.energy_per_kwh * dt / 3.6e6  # cost of one watt for one tick
+        self.tail = sleep_tail_ticks(scenario)
+        self.prog = _Program()
+        self.pue = topo.loc_pue[topo.node_site]
+        self.dyn_pc = (topo.node_max_w - topo.node_idle_w) / np.maximum(topo.node_cores, 1e-9)
+        self.x: dict[tuple[int, int, int], int] = {}
+        self.cands: dict[tuple[int, int], list[int]] = {}
+        self.awake: dict[tuple[int, int], int] = {}
+        self.window_end: dict[int, int] = {}
 
-    _break_symmetry(prog, topo, rec, x)
+    # --- helpers ------------------------------------------------------------------------------
 
-    def used(app, k: int, t: int) -> float:
+    def used(self, app: RecordedApp, k: int, t: int) -> float:
+        """CPU used by container k in tick t: its demand, within its allocation."""
         return min(app.demand[t - app.instant - 1, k], app.cpu_req[k])
 
-    def alive_in_tick(app, t: int) -> bool:
+    @staticmethod
+    def alive_in_tick(app: RecordedApp, t: int) -> bool:
         return app.instant < t <= app.last_tick
 
-    def present_at_instant(app, j: int) -> bool:  # placed by instant j, not yet departed
+    @staticmethod
+    def present_at_instant(app: RecordedApp, j: int) -> bool:
+        """Placed by instant j and not departed before it."""
         return app.instant <= j and (not app.departs or app.last_tick > j)
 
-    # --- awake nodes and their energy ----------------------------------------------------------
-    awake: dict[tuple[int, int], int] = {}
+    def is_pool(self, n: int) -> bool:
+        return n >= self.S * self.M
 
-    def awake_var(n: int, t: int) -> int:
-        if (n, t) not in awake:
-            awake[n, t] = prog.var(cost=e_w * pue[n] * (idle[n] - sleep[n]))
-        return awake[n, t]
+    def columns(self, app: RecordedApp, k: int) -> dict[int, int]:
+        """node -> column of container (app, k)."""
+        return {n: self.x[app.index, k, n] for n in self.cands[app.index, k]}
 
-    window_end: dict[int, int] = {}
-    for app in rec.apps:
-        end = min(app.last_tick + tail, T) if app.departs else T
-        window_end[app.index] = end
-        for k in range(app.size):
-            for n in cands[app.index, k]:
-                for t in range(app.instant + 1, end + 1):
-                    prog.row({awake_var(n, t): 1.0, x[app.index, k, n]: -1.0}, lb=0.0)
+    # --- building -----------------------------------------------------------------------------
 
-    # Dynamic power: linear on edge nodes (checked by the caller); the pool node's SPECpower
-    # curve is piecewise linear in its utilisation.
-    f = curve_table[pool]
-    seg_slope = np.diff(f) * 10.0  # df/du on each 10% segment
-    for app in rec.apps:
-        for k in range(app.size):
-            for t in app.ticks:
-                u = used(app, k, t)
-                for n in cands[app.index, k]:
-                    if n != pool:
-                        prog.add_cost(x[app.index, k, n], e_w * pue[n] * dyn_pc[n] * u)
-    for t in range(1, T + 1):
-        load = {x[a.index, k, pool]: used(a, k, t) for a in rec.apps if alive_in_tick(a, t)
-                for k in range(a.size)}
-        if not load:
-            continue
-        ub_u = min(sum(load.values()) / cores[pool], 1.0)
-        n_seg = max(1, int(np.ceil(ub_u * 10.0 - 1e-12)))
-        unit = e_w * pue[pool] * (peak[pool] - idle[pool])
-        deltas = [prog.var(cost=unit * seg_slope[i], ub=0.1) for i in range(n_seg)]
-        link = {col: u / cores[pool] for col, u in load.items()}
-        for dcol in deltas:
-            link[dcol] = -1.0
-        prog.row(link, 0.0, 0.0)
-        for i in range(1, n_seg):  # segment i is used only once segment i-1 is full
-            y = prog.var(integer=True)
-            prog.row({deltas[i]: 1.0, y: -0.1}, ub=0.0)
-            prog.row({deltas[i - 1]: 1.0, y: -0.1}, lb=0.0)
+    def solve(self, time_limit_s: float, gap: float) -> MilpSolution:
+        self.placements()
+        self.awake_nodes()
+        self.dynamic_power()
+        self.capacity()
+        self.site_power()
+        self.network_and_latency()
+        prog, rec, w = self.prog, self.rec, self.w
+        const = w.rejection_per_container * rec.admission_rejected
+        topo = self.topo
+        # Every node draws its sleep power unless awake (awake adds idle - sleep).
+        sleep_w = np.where(topo.node_exists, topo.node_sleep_w * self.pue, 0.0)
+        const += float(sleep_w.sum()) * self.e_w * self.T
+        res = prog.solve(time_limit_s, gap, scale=1.0 / self.e_w)
+        if res.status == 2:
+            raise Infeasible(f"offline optimum: infeasible with {len(self.pools)} pool node(s)")
+        if res.x is None:
+            raise RuntimeError(f"offline optimum: no placement found ({res.message})")
+        sol = res.x
+        node = {key: max(c, key=lambda n: sol[self.x[key[0], key[1], n]])
+                for key, c in self.cands.items()}
+        cost = np.asarray(prog.cost)
+        latency = float(cost[prog.latency_cols] @ sol[prog.latency_cols])
+        violation = float(cost[prog.violation_cols] @ sol[prog.violation_cols])
+        rejection = w.rejection_per_container * rec.admission_rejected
+        objective = float(res.fun) + const
+        bound = getattr(res, "mip_dual_bound", None)
+        return MilpSolution(
+            node=node, objective=objective,
+            lower_bound=objective if res.status == 0 or bound is None else float(bound) + const,
+            cost_terms={"energy": objective - latency - violation - rejection,
+                        "latency": latency, "violation": violation, "rejection": rejection},
+            status="optimal" if res.status == 0 else str(res.message),
+            pool_nodes=len(self.pools), variables=len(prog.cost),
+            integers=int(sum(prog.integer)), constraints=len(prog.row_lb),
+        )
 
-    # --- capacity at every instant, pool within one node -----------------------------------------
-    instants = sorted({a.instant for a in rec.apps})
-    for j in instants:
-        present = [a for a in rec.apps if present_at_instant(a, j)]
-        nodes = {n for a in present if a.instant == j for k in range(a.size)
-                 for n in cands[a.index, k]}
-        for n in nodes:
-            rows_cpu, rows_mem = {}, {}
-            for a in present:
-                for k in range(a.size):
-                    if (a.index, k, n) in x:
-                        rows_cpu[x[a.index, k, n]] = a.cpu_req[k]
-                        rows_mem[x[a.index, k, n]] = a.mem_req[k]
-            prog.row(rows_cpu, ub=cores[n] * (1 + 1e-9))
-            prog.row(rows_mem, ub=mem[n] * (1 + 1e-9))
+    def placements(self) -> None:
+        topo, M, prog = self.topo, self.M, self.prog
+        for app in self.rec.apps:
+            site = [app.home * M + m for m in range(M) if topo.node_exists[app.home * M + m]]
+            for k in range(app.size):
+                self.cands[app.index, k] = [*site, *self.pools]
+                one = {}
+                for n in self.cands[app.index, k]:
+                    self.x[app.index, k, n] = prog.var(integer=True)
+                    one[self.x[app.index, k, n]] = 1.0
+                prog.row(one, 1.0, 1.0)
+        self.break_symmetry()
 
-    # Redundant for the integer program, but they tighten its relaxation a lot: a node holds
-    # its containers only while awake (the bin-packing linking constraint).
-    for t in range(1, T + 1):
-        alive = [a for a in rec.apps if alive_in_tick(a, t)]
-        for n in {n for a in alive for k in range(a.size) for n in cands[a.index, k]}:
-            if (n, t) not in awake:
-                continue
-            rows_cpu = {awake[n, t]: -cores[n]}
-            rows_mem = {awake[n, t]: -mem[n]}
-            for a in alive:
-                for k in range(a.size):
-                    if (a.index, k, n) in x:
-                        rows_cpu[x[a.index, k, n]] = a.cpu_req[k]
-                        rows_mem[x[a.index, k, n]] = a.mem_req[k]
-            prog.row(rows_cpu, ub=1e-9 * cores[n])
-            prog.row(rows_mem, ub=1e-9 * mem[n])
+    def break_symmetry(self) -> None:
+        """Identical nodes are interchangeable: use them in order of first use.
 
-    # --- site power: no capping in any tick, and the guard at every decision instant ----------
-    def site_demand(s: int, t: int) -> tuple[dict[int, float], float]:
-        """Site s's measured demand in tick t: (terms, constant) in W."""
+        Relabelling identical nodes (of one site, or of the pool) changes no cost and no
+        constraint, so requiring that the (l+1)-th of a group is used only after the l-th
+        keeps one solution of each class.
+        """
+        topo, M = self.topo, self.M
+        props = np.stack([topo.node_cores, topo.node_mem_gib, topo.node_idle_w,
+                          topo.node_max_w, topo.node_sleep_w, topo.node_wake_s,
+                          topo.node_speed], axis=1)
+        if topo.node_curves is not None:
+            props = np.concatenate([props, topo.node_curves], axis=1)
+        by_instant = sorted(self.rec.apps, key=lambda a: (a.instant, a.index))
+        everyone = [(a.index, k) for a in by_instant for k in range(a.size)]
+        groups_of = [(self.rec.order[s], range(s * M, (s + 1) * M)) for s in range(self.S)]
+        groups_of.append((everyone, self.pools))
+        for order, nodes in groups_of:
+            groups: dict[tuple, list[int]] = {}
+            for n in nodes:
+                if topo.node_exists[n]:
+                    groups.setdefault(tuple(np.round(props[n], 9)), []).append(n)
+            for group in groups.values():
+                for first, second in zip(group, group[1:], strict=False):
+                    before: list[int] = []
+                    for idx, k in order:
+                        row = {self.x[idx, k, second]: 1.0}
+                        row.update({c: -1.0 for c in before})
+                        self.prog.row(row, ub=0.0)
+                        before.append(self.x[idx, k, first])
+
+    def awake_var(self, n: int, t: int) -> int:
+        if (n, t) not in self.awake:
+            cost = self.e_w * self.pue[n] * (self.topo.node_idle_w[n] - self.topo.node_sleep_w[n])
+            # Binary, though minimising makes it integral: branching on it is what makes the
+            # program solve quickly.
+            self.awake[n, t] = self.prog.var(cost=cost, integer=True)
+        return self.awake[n, t]
+
+    def awake_nodes(self) -> None:
+        for app in self.rec.apps:
+            end = min(app.last_tick + self.tail, self.T) if app.departs else self.T
+            self.window_end[app.index] = end
+            for k in range(app.size):
+                for n, col in self.columns(app, k).items():
+                    for t in range(app.instant + 1, end + 1):
+                        self.prog.row({self.awake_var(n, t): 1.0, col: -1.0}, lb=0.0)
+
+    def dynamic_power(self) -> None:
+        """Linear on edge nodes (checked by the caller); SPECpower table on pool nodes."""
+        prog, topo = self.prog, self.topo
+        for app in self.rec.apps:
+            for k in range(app.size):
+                for t in app.ticks:
+                    u = self.used(app, k, t)
+                    for n, col in self.columns(app, k).items():
+                        if not self.is_pool(n):
+                            prog.add_cost(col, self.e_w * self.pue[n] * self.dyn_pc[n] * u)
+        for q in self.pools:
+            slope = np.diff(self.curves[q]) * 10.0  # df/du on each 10% segment
+            unit = self.e_w * self.pue[q] * (topo.node_max_w[q] - topo.node_idle_w[q])
+            for t in range(1, self.T + 1):
+                load = {self.x[a.index, k, q]: self.used(a, k, t) for a in self.rec.apps
+                        if self.alive_in_tick(a, t) for k in range(a.size)}
+                if not load:
+                    continue
+                ub_u = min(sum(load.values()) / topo.node_cores[q], 1.0)
+                n_seg = max(1, int(np.ceil(ub_u * 10.0 - 1e-12)))
+                deltas = [prog.var(cost=unit * slope[i], ub=0.1) for i in range(n_seg)]
+                link = {col: u / topo.node_cores[q] for col, u in load.items()}
+                link.update({d: -1.0 for d in deltas})
+                prog.row(link, 0.0, 0.0)
+                for i in range(1, n_seg):  # segment i only once segment i-1 is full
+                    y = prog.var(integer=True)
+                    prog.row({deltas[i]: 1.0, y: -0.1}, ub=0.0)
+                    prog.row({deltas[i - 1]: 1.0, y: -0.1}, lb=0.0)
+
+    def capacity(self) -> None:
+        """Node capacity at every instant; linked to the awake state in every tick."""
+        topo, prog, apps = self.topo, self.prog, self.rec.apps
+        cores, mem = topo.node_cores, topo.node_mem_gib
+        for j in sorted({a.instant for a in apps}):
+            present = [a for a in apps if self.present_at_instant(a, j)]
+            nodes = {n for a in present if a.instant == j for k in range(a.size)
+                     for n in self.cands[a.index, k]}
+            for n in nodes:
+                cpu, mm = {}, {}
+                for a in present:
+                    for k in range(a.size):
+                        if (a.index, k, n) in self.x:
+                            cpu[self.x[a.index, k, n]] = a.cpu_req[k]
+                            mm[self.x[a.index, k, n]] = a.mem_req[k]
+                prog.row(cpu, ub=cores[n] * (1 + 1e-9))
+                prog.row(mm, ub=mem[n] * (1 + 1e-9))
+        # Redundant for the integer program, but it tightens the relaxation a lot: a node
+        # holds its containers only while awake (the bin-packing linking constraint).
+        for t in range(1, self.T + 1):
+            alive = [a for a in apps if self.alive_in_tick(a, t)]
+            for n in {n for a in alive for k in range(a.size) for n in self.cands[a.index, k]}:
+                if (n, t) not in self.awake:
+                    continue
+                cpu = {self.awake[n, t]: -cores[n]}
+                mm = {self.awake[n, t]: -mem[n]}
+                for a in alive:
+                    for k in range(a.size):
+                        if (a.index, k, n) in self.x:
+                            cpu[self.x[a.index, k, n]] = a.cpu_req[k]
+                            mm[self.x[a.index, k, n]] = a.mem_req[k]
+                prog.row(cpu, ub=1e-9 * cores[n])
+                prog.row(mm, ub=1e-9 * mem[n])
+
+    def site_demand(self, s: int, t: int) -> tuple[dict[int, float], float]:
+        """Site s's measured power demand in tick t (W): (terms, constant)."""
+        topo = self.topo
         terms: dict[int, float] = {}
         c0 = 0.0
-        for n in range(s * M, (s + 1) * M):
+        for n in range(s * self.M, (s + 1) * self.M):
             if not topo.node_exists[n]:
                 continue
-            c0 += sleep[n]
-            if (n, t) in awake:
-                _add(terms, awake[n, t], idle[n] - sleep[n])
-        for a in rec.apps:
-            if a.home == s and alive_in_tick(a, t):
+            c0 += topo.node_sleep_w[n]
+            if (n, t) in self.awake:
+                _add(terms, self.awake[n, t], topo.node_idle_w[n] - topo.node_sleep_w[n])
+        for a in self.rec.apps:
+            if a.home == s and self.alive_in_tick(a, t):
                 for k in range(a.size):
-                    for n in cands[a.index, k]:
-                        if n != pool:
-                            _add(terms, x[a.index, k, n], dyn_pc[n] * used(a, k, t))
+                    for n, col in self.columns(a, k).items():
+                        if not self.is_pool(n):
+                            _add(terms, col, self.dyn_pc[n] * self.used(a, k, t))
         return terms, c0
 
-    budget = topo.site_budget_w
-    for s in range(S):
-        for t in range(1, T + 1):
-            terms, c0 = site_demand(s, t)
-            if terms:
-                prog.row(terms, ub=budget[s] - c0)
-        for j in instants:
-            placed = [a for a in rec.apps if a.home == s and a.instant == j]
-            if not placed:
-                continue
-            terms, c0 = site_demand(s, j)
-            for n in range(s * M, (s + 1) * M):
-                if not topo.node_exists[n]:
+    def site_power(self) -> None:
+        """No capping in any tick, and the guard at every decision instant."""
+        topo, prog, apps, M = self.topo, self.prog, self.rec.apps, self.M
+        budget = topo.site_budget_w
+        instants = sorted({a.instant for a in apps})
+        for s in range(self.S):
+            for t in range(1, self.T + 1):
+                terms, c0 = self.site_demand(s, t)
+                if terms:
+                    prog.row(terms, ub=budget[s] - c0)
+            for j in instants:
+                placed = [a for a in apps if a.home == s and a.instant == j]
+                if not placed:
                     continue
-                earlier = [x[a.index, k, n] for a in rec.apps
-                           if a.home == s and a.instant < j and window_end[a.index] >= j + 1
-                           for k in range(a.size)]
-                wake = prog.var()
-                _add(terms, wake, idle[n] - sleep[n])
-                keep = None
-                if earlier:
-                    keep = prog.var()
-                    prog.row({keep: 1.0, **{c: -1.0 for c in earlier}}, ub=0.0)
-                    for c in earlier:
-                        prog.row({keep: 1.0, c: -1.0}, lb=0.0)
-                for a in placed:
-                    for k in range(a.size):
-                        col = x[a.index, k, n]
-                        _add(terms, col, dyn_pc[n] * a.cpu_req[k])
-                        row = {wake: 1.0, col: -1.0}
-                        if keep is not None:
-                            row[keep] = 1.0
-                        prog.row(row, lb=0.0)
-            prog.row(terms, ub=budget[s] - c0)
+                terms, c0 = self.site_demand(s, j)
+                for n in range(s * M, (s + 1) * M):
+                    if not topo.node_exists[n]:
+                        continue
+                    earlier = [self.x[a.index, k, n] for a in apps
+                               if a.home == s and a.instant < j
+                               and self.window_end[a.index] >= j + 1 for k in range(a.size)]
+                    wake = prog.var()
+                    _add(terms, wake, topo.node_idle_w[n] - topo.node_sleep_w[n])
+                    keep = None
+                    if earlier:  # keep = OR(earlier), exactly
+                        keep = prog.var()
+                        prog.row({keep: 1.0, **{c: -1.0 for c in earlier}}, ub=0.0)
+                        for c in earlier:
+                            prog.row({keep: 1.0, c: -1.0}, lb=0.0)
+                    for a in placed:
+                        for k in range(a.size):
+                            col = self.x[a.index, k, n]
+                            _add(terms, col, self.dyn_pc[n] * a.cpu_req[k])
+                            row = {wake: 1.0, col: -1.0}
+                            if keep is not None:
+                                row[keep] = 1.0
+                            prog.row(row, lb=0.0)
+                prog.row(terms, ub=budget[s] - c0)
 
-    # --- latency, SLO violations and WAN bytes -------------------------------------------------
-    rtt = topo.rtt_ms
-    net = sc.network
-    for app in rec.apps:
-        h = app.home
-        if not np.isclose(rtt[h, h], rtt[S, S]):
-            raise RuntimeError("offline optimum needs equal LAN RTT at the sites and the pool")
-        p = [x[app.index, k, pool] for k in range(app.size)]
-        cross = [None] + [prog.var() for _ in range(1, app.size)]
-        for k in range(1, app.size):
-            par = int(app.parent[k])
-            prog.row({cross[k]: 1.0, p[k]: -1.0, p[par]: 1.0}, lb=0.0)
-            prog.row({cross[k]: 1.0, p[k]: 1.0, p[par]: -1.0}, lb=0.0)
-        reqs = app.rate_rps * dt
-        n_ticks = len(app.ticks)
-        # WAN bytes of each tick: users to a pool entry, pinned data read across, calls across.
-        prog.add_cost(p[0], n_ticks * reqs * net.user_bytes_per_request
-             * net.wan_energy_j_per_byte * j_cost)
-        if app.data_k >= 0:
-            if app.data_site != h:
+    def network_and_latency(self) -> None:
+        """WAN bytes (their energy) and the response time of every app in every tick."""
+        sc, topo, prog, S = self.sc, self.topo, self.prog, self.S
+        rtt = topo.rtt_ms
+        net = sc.network
+        j_cost = self.w.energy_per_kwh / 3.6e6 * net.wan_energy_j_per_byte  # per byte
+        for app in self.rec.apps:
+            h = app.home
+            if not np.isclose(rtt[h, h], rtt[S, S]):
+                raise RuntimeError("offline optimum needs the same LAN RTT at sites and pool")
+            if app.data_k >= 0 and app.data_site != h:
                 raise RuntimeError("offline optimum expects pinned data at the app's home")
-            prog.add_cost(p[app.data_k], n_ticks * reqs * app.inv[app.data_k]
-                 * sc.workload.apps.data_bytes_per_request * net.wan_energy_j_per_byte * j_cost)
-        for k in range(1, app.size):
-            prog.add_cost(cross[k], n_ticks * reqs * app.inv[k] * app.bytes_per_call[k]
-                 * net.wan_energy_j_per_byte * j_cost)
-        _latency(prog, app, p, cross, x, cands, topo, hours, w)
+            pool_cols = [[self.x[app.index, k, q] for q in self.pools] for k in range(app.size)]
+            cross: list[int | None] = [None]
+            for k in range(1, app.size):
+                d = prog.var()
+                cross.append(d)
+                par = int(app.parent[k])
+                up = {d: 1.0}
+                down = {d: 1.0}
+                for c in pool_cols[k]:
+                    _add(up, c, -1.0)
+                    _add(down, c, 1.0)
+                for c in pool_cols[par]:
+                    _add(up, c, 1.0)
+                    _add(down, c, -1.0)
+                prog.row(up, lb=0.0)
+                prog.row(down, lb=0.0)
+            # WAN bytes per tick: users to a pool entry, pinned data read from the pool,
+            # calls crossing between pool and site.
+            per_tick = app.rate_rps * sc.time.step_s * len(app.ticks) * j_cost
+            for c in pool_cols[0]:
+                prog.add_cost(c, per_tick * net.user_bytes_per_request)
+            if app.data_k >= 0:
+                for c in pool_cols[app.data_k]:
+                    prog.add_cost(c, per_tick * app.inv[app.data_k]
+                                  * sc.workload.apps.data_bytes_per_request)
+            for k in range(1, app.size):
+                prog.add_cost(cross[k], per_tick * app.inv[k] * app.bytes_per_call[k])
+            self.latency(app, cross)
 
-    res = prog.solve(time_limit_s, gap)
-    if res.x is None:
-        raise RuntimeError(f"offline optimum: no placement found ({res.message})")
-    sol = res.x
-    node = {key: max(cands[key], key=lambda n: sol[x[key[0], key[1], n]]) for key in cands}
-    cost = np.asarray(prog.cost)
-    latency = float(cost[prog.latency_cols] @ sol[prog.latency_cols])
-    violation = float(cost[prog.violation_cols] @ sol[prog.violation_cols])
-    rejection = w.rejection_per_container * rec.admission_rejected
-    terms = {
-        "energy": float(res.fun) + const - latency - violation - rejection,
-        "latency": latency, "violation": violation, "rejection": rejection,
-    }
-    return MilpSolution(
-        node=node, objective=float(res.fun) + const, cost_terms=terms,
-        status="optimal" if res.status == 0 else str(res.message),
-        mip_gap=getattr(res, "mip_gap", None), variables=len(prog.cost),
-        integers=int(sum(prog.integer)), constraints=len(prog.row_lb),
-    )
+    def latency(self, app: RecordedApp, cross: list[int | None]) -> None:
+        """Rows and cost of the app's response in each tick: the max over its call paths.
 
-
-def _break_symmetry(prog: _Program, topo: Topology, rec: RecordedEpisode,
-                    x: dict[tuple[int, int, int], int]) -> None:
-    """Identical nodes of a site are interchangeable: use them in order of first use.
-
-    Relabelling identical nodes changes no cost and no constraint, so requiring that the
-    (l+1)-th of a group is used only after the l-th has been keeps one solution of each class.
-    """
-    M = topo.nodes_per_site
-    props = np.stack([topo.node_cores, topo.node_mem_gib, topo.node_idle_w, topo.node_max_w,
-                      topo.node_sleep_w, topo.node_wake_s, topo.node_speed], axis=1)
-    if topo.node_curves is not None:
-        props = np.concatenate([props, topo.node_curves], axis=1)
-    for s in range(topo.num_sites):
-        nodes = [n for n in range(s * M, (s + 1) * M) if topo.node_exists[n]]
-        groups: dict[tuple, list[int]] = {}
-        for n in nodes:
-            groups.setdefault(tuple(np.round(props[n], 9)), []).append(n)
-        for group in groups.values():
-            for first, second in zip(group, group[1:], strict=False):
-                before: dict[int, float] = {}
-                for idx, k in rec.order[s]:
-                    prog.row({x[idx, k, second]: 1.0, **{c: -1.0 for c in before}}, ub=0.0)
-                    before[x[idx, k, first]] = -1.0
+        Response = user RTT to the entry + sum over a path of invocations x (own time + hop
+        RTT), own time = work / speed / (1 - min(rho, RHO_MAX)) (+ RTT to the pinned data),
+        rho = demand / allocation (sim.latency, sim.kernel). A container's constant terms fold
+        into its node columns (it is on exactly one node).
+        """
+        topo, prog, w, S, slo = self.topo, self.prog, self.w, self.S, app.slo_ms
+        h = app.home
+        rtt, user_rtt, speed = topo.rtt_ms, topo.user_rtt_ms, topo.node_speed
+        lan, wan = rtt[h, h], rtt[h, S]
+        paths = _paths(app.parent)
+        for i in range(len(app.ticks)):
+            rho = np.minimum(app.demand[i] / np.maximum(app.cpu_req, 1e-9), RHO_MAX)
+            base = app.work_ms / (1.0 - rho)
+            rows = []
+            for path in paths:
+                node_coef: dict[int, dict[int, float]] = {}
+                for v in path:
+                    inv = app.inv[v]
+                    coef = {}
+                    for n in self.cands[app.index, v]:
+                        loc = S if self.is_pool(n) else h
+                        c = inv * base[v] / speed[n]
+                        if v == app.data_k:
+                            c += inv * rtt[loc, app.data_site]
+                        if v == 0:
+                            c += user_rtt[h, loc]
+                        coef[n] = c
+                    node_coef[v] = coef
+                cross_coef = {v: app.inv[v] * (wan - lan) for v in path if v != 0}
+                const = sum(app.inv[v] * lan for v in path if v != 0)
+                lo = const + sum(min(c.values()) for c in node_coef.values())
+                hi = const + sum(max(c.values()) for c in node_coef.values()) + sum(
+                    cross_coef.values())
+                terms = {self.x[app.index, v, n]: c for v, coef in node_coef.items()
+                         for n, c in coef.items()}
+                terms.update({cross[v]: c for v, c in cross_coef.items()})
+                # Single choices that break the SLO even with everything else at its best.
+                forcing = [self.x[app.index, v, n] for v, coef in node_coef.items()
+                           for n, c in coef.items() if lo - min(coef.values()) + c > slo]
+                forcing += [cross[v] for v, c in cross_coef.items() if lo + c > slo]
+                rows.append((terms, const, lo, hi, forcing))
+            worst = max(r[3] for r in rows)
+            if worst <= slo:
+                continue  # within the SLO wherever it runs
+            best = max(r[2] for r in rows)
+            viol = prog.var(cost=w.violation_per_app_hour * self.hours,
+                            lb=1.0 if best > slo else 0.0, integer=True)
+            excess = prog.var(cost=w.latency_per_slo_hour * self.hours, ub=np.inf)
+            prog.violation_cols.append(viol)
+            prog.latency_cols.append(excess)
+            capped = None
+            if (worst - slo) / slo > LATENCY_OVER_CAP:
+                capped = prog.var(integer=True)
+                prog.row({excess: 1.0, capped: -LATENCY_OVER_CAP}, lb=0.0)
+            for terms, const, _, hi, forcing in rows:
+                if hi <= slo:
+                    continue
+                prog.row({**terms, viol: -(hi - slo)}, ub=slo - const)
+                for col in forcing:
+                    prog.row({viol: 1.0, col: -1.0}, lb=0.0)
+                # excess >= (response - slo) / slo, unless capped at LATENCY_OVER_CAP
+                row = {col: -val / slo for col, val in terms.items()}
+                row[excess] = 1.0
+                if capped is not None:
+                    row[capped] = (hi - slo) / slo
+                prog.row(row, lb=(const - slo) / slo)
 
 
 def _paths(parent: np.ndarray) -> list[list[int]]:
@@ -386,73 +529,3 @@ def _paths(parent: np.ndarray) -> list[list[int]]:
             out.append(path)
         stack.extend(path + [c] for c in kids)
     return out
-
-
-def _latency(prog, app, p, cross, x, cands, topo, hours, w) -> None:  # noqa: ANN001
-    """Rows and cost of the app's response in each tick: the max over its call paths.
-
-    Response = user RTT to the entry + sum over a path of invocations x (own time + hop RTT),
-    own time = work / speed / (1 - min(rho, RHO_MAX)) (+ RTT to the pinned data), rho =
-    demand / allocation; the simulator takes the largest path (sim.latency).
-    """
-    S = topo.num_sites
-    h = app.home
-    rtt, user_rtt, speed = topo.rtt_ms, topo.user_rtt_ms, topo.node_speed
-    lan, wan = rtt[h, h], rtt[h, S]
-    paths = _paths(app.parent)
-    for i in range(len(app.ticks)):
-        rho = np.minimum(app.demand[i] / np.maximum(app.cpu_req, 1e-9), RHO_MAX)
-        base = app.work_ms / (1.0 - rho)
-        rows = []
-        for path in paths:
-            terms: dict[int, float] = {}
-            const = user_rtt[h, h]
-            lo = hi = 0.0
-            _add(terms, p[0], user_rtt[h, S] - user_rtt[h, h])
-            hi += max(user_rtt[h, S] - user_rtt[h, h], 0.0)
-            lo += min(user_rtt[h, S] - user_rtt[h, h], 0.0)
-            for v in path:
-                inv = app.inv[v]
-                own = [base[v] / speed[n] for n in cands[app.index, v]]
-                for n, val in zip(cands[app.index, v], own, strict=True):
-                    _add(terms, x[app.index, v, n], inv * val)
-                hi += inv * max(own)
-                lo += inv * min(own)
-                if v == app.data_k:
-                    ds = app.data_site
-                    const += inv * rtt[h, ds]
-                    coef = inv * (rtt[S, ds] - rtt[h, ds])
-                    _add(terms, p[v], coef)
-                    hi += max(coef, 0.0)
-                    lo += min(coef, 0.0)
-                if v != 0:
-                    const += inv * lan
-                    _add(terms, cross[v], inv * (wan - lan))
-                    hi += inv * max(wan - lan, 0.0)
-            rows.append((terms, const, const + lo, const + hi))
-        slo = app.slo_ms
-        worst = max(r[3] for r in rows)
-        if worst <= slo:
-            continue  # in SLO whatever the placement
-        best = max(r[2] for r in rows)
-        viol = prog.var(cost=w.violation_per_app_hour * hours, lb=1.0 if best > slo else 0.0,
-                        integer=True)
-        excess = prog.var(cost=w.latency_per_slo_hour * hours, ub=np.inf)
-        prog.violation_cols.append(viol)
-        prog.latency_cols.append(excess)
-        capped = None
-        if (worst - slo) / slo > LATENCY_OVER_CAP:
-            capped = prog.var(integer=True)
-            prog.row({excess: 1.0, capped: -LATENCY_OVER_CAP}, lb=0.0)
-        for terms, const, _, hi in rows:
-            if hi <= slo:
-                continue
-            prog.row({**terms, viol: -(hi - slo)}, ub=slo - const)
-            # excess >= (response - slo) / slo, unless capped at LATENCY_OVER_CAP
-            row = {col: -val / slo for col, val in terms.items()}
-            row[excess] = 1.0
-            lb = (const - slo) / slo
-            if capped is not None:
-                big = (hi - slo) / slo
-                row[capped] = big
-            prog.row(row, lb=lb)

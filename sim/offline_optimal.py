@@ -26,7 +26,7 @@ from hierarchy.policies.base import Policy
 from hierarchy.policies.heuristics import STATIC_HEADROOM, request_size_level
 from hierarchy.scenario import Scenario
 from sim.core import BatchedCore
-from sim.offline_milp import MilpSolution, solve_placement
+from sim.offline_milp import Infeasible, MilpSolution, solve_placement
 from sim.offline_record import RecordedEpisode, out_of_memory_possible, record_episode
 from sim.topology import build_topology
 
@@ -95,7 +95,16 @@ def plan_episode(scenario: Scenario, seed: int, time_limit_s: float = TIME_LIMIT
         if out_of_memory_possible(app, scenario.time.step_s):
             raise ValueError("offline-optimal: a container could run out of memory within the "
                              "horizon; the model assumes none does (shorten the horizon)")
-    sol = solve_placement(scenario, core.topo, rec, core.curve_table, time_limit_s)
+    sol = None
+    for pool_nodes in range(1, core.topo.num_cloud_nodes + 1):
+        try:
+            sol = solve_placement(scenario, core.topo, rec, core.curve_table, pool_nodes,
+                                  time_limit_s)
+            break
+        except Infeasible:
+            continue
+    if sol is None:
+        raise RuntimeError(f"offline-optimal: seed {seed} has no feasible placement")
     layout, M, pool = core.edge_layout, core.M, core.S * core.M
     size = request_size_level(tuple(scenario.sizing.size_levels))
     actions: list[list[int]] = [[] for _ in range(core.S)]
@@ -103,18 +112,43 @@ def plan_episode(scenario: Scenario, seed: int, time_limit_s: float = TIME_LIMIT
     for s in range(core.S):
         for idx, k in rec.order[s]:
             node = sol.node[idx, k]
-            if node == pool:
+            if node >= pool:  # any pool node: offload, the cloud sends it to the pool
                 actions[s].append(layout.encode_offload(STATIC_HEADROOM))
             else:
                 actions[s].append(layout.encode_place(node - s * M, size, STATIC_HEADROOM))
             expect[s].append((k, float(rec.apps[idx].cpu_req[k])))
     solve_s = time.perf_counter() - started
     info = {
-        "model_cost": sol.objective, "status": sol.status, "mip_gap": sol.mip_gap,
-        "solve_s": solve_s, "variables": sol.variables, "integers": sol.integers,
-        "constraints": sol.constraints, "containers": sum(a.size for a in rec.apps),
+        "model_cost": sol.objective, "lower_bound": sol.lower_bound, "status": sol.status,
+        "pool_nodes": sol.pool_nodes, "solve_s": solve_s, "variables": sol.variables,
+        "integers": sol.integers, "constraints": sol.constraints,
+        "containers": sum(a.size for a in rec.apps), "cloud_deviations": 0,
     }
     return OfflinePlan(actions, expect, sol, rec, solve_s, info)
+
+
+class ReplayCloud:
+    """Cloud decider of a plan: everything offloaded goes to the pool.
+
+    With one pool node the plan guarantees it fits; with more, the core's best fit packs the
+    pool its own way, and a container that no longer fits goes where the mask allows
+    (counted in the plan's `cloud_deviations`).
+    """
+
+    def __init__(self, plan: OfflinePlan) -> None:
+        self.plan = plan
+
+    def __call__(self, view: CloudView, mask: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        pending = np.asarray(view.pending, dtype=bool)
+        mask = np.asarray(mask)
+        pool_ok = mask[..., CLOUD_POOL] == 1
+        refused = pending & ~pool_ok
+        if refused.any():
+            if self.plan.solution.pool_nodes == 1:
+                raise RuntimeError("offline-optimal plan: the cloud pool refused a container")
+            self.plan.info["cloud_deviations"] += int(refused.sum())
+        other = np.argmax(mask, axis=-1)  # any allowed action (reject only when nothing fits)
+        return np.where(pending, np.where(pool_ok, CLOUD_POOL, other), 0).astype(np.int64)
 
 
 class ReplayEdge:
@@ -144,20 +178,12 @@ class ReplayEdge:
         return out
 
 
-def replay_cloud(view: CloudView, mask: np.ndarray, obs: np.ndarray) -> np.ndarray:
-    """Everything the plan offloads goes to the pool (it fits: a constraint of the plan)."""
-    pending = np.asarray(view.pending, dtype=bool)
-    if (pending & (np.asarray(mask)[..., CLOUD_POOL] != 1)).any():
-        raise RuntimeError("offline-optimal plan: the cloud pool refused a container")
-    return np.where(pending, CLOUD_POOL, 0).astype(np.int64)
-
-
 def offline_optimal_policy(scenario: Scenario, seed: int) -> Policy:
+    """Solve `seed`'s episode and return the policy that replays the solution."""
     plan = plan_episode(scenario, seed)
     edge = ReplayEdge(plan)
-    policy = Policy(name=NAME, edge=edge, cloud=replay_cloud)
-    edge.info = plan.info  # type: ignore[attr-defined]
-    return policy
+    edge.info = plan.info  # type: ignore[attr-defined] - read by the runner
+    return Policy(name=NAME, edge=edge, cloud=ReplayCloud(plan))
 
 
 def offline_optimal_factory():  # noqa: ANN201 - a sim.evaluate.PolicyFactory

@@ -1,0 +1,59 @@
+"""The cloud agent's configuration: one validated model, from a YAML file and the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hierarchy.agent_config import ConfigError, MqttOptions, load_model
+
+__all__ = ["CloudConfig", "ConfigError", "load_config", "parse_hostport"]
+
+
+class CloudConfig(BaseModel):
+    """Everything the cloud agent needs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    broker: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt://host:port")
+    mqtt: MqttOptions = Field(default_factory=MqttOptions)
+    client_id: str = Field(default="hierarchy-cloud", description="MQTT client id")
+    http_host: str = Field(default="127.0.0.1", description="REST address (loopback default)")
+    http_port: int = Field(default=8080, ge=0, le=65535, description="REST port")
+    scenario: str = Field(
+        default="default", description="scenario whose cloud pool (and shape) this cloud runs")
+    speed: float = Field(default=1.0, gt=0, description="simulated s per real s (lifetimes)")
+    forward_timeout_s: float = Field(
+        default=10.0, gt=0, description="wait for a site the cloud forwarded a container to")
+    telemetry_stale_s: float = Field(
+        default=30.0, gt=0, description="a site silent this long is not offered containers")
+    status_interval_s: float = Field(default=5.0, gt=0, description="cloud status period, s")
+    decisions_kept: int = Field(default=10_000, ge=1, description="decisions /decisions keeps")
+    advertise: bool = Field(default=True, description="announce the hierarchy with zeroconf")
+    discovery_interfaces: list[str] | None = Field(
+        default=None, description="addresses zeroconf binds to (default: all interfaces)")
+    advertised_broker: str | None = Field(
+        default=None, description="broker URL announced to edges (default: `broker`)")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
+
+    @property
+    def rest_url(self) -> str:
+        host = "127.0.0.1" if self.http_host in ("", "0.0.0.0") else self.http_host
+        return f"http://{host}:{self.http_port}"
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (or `:PORT`, or `PORT`) -> (host, port); host defaults to 127.0.0.1."""
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigError(f"--http {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080") from None
+    return host or "127.0.0.1", number
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> CloudConfig:
+    """The file's settings (if any) with `overrides` (unset ones: None) on top, validated."""
+    return load_model(CloudConfig, path, overrides)

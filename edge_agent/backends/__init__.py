@@ -1,0 +1,1 @@
+"""Backends: what an edge agent controls (the simulated site; Kubernetes later)."""

@@ -1,0 +1,84 @@
+"""`edge-agent`: run the edge agent of one site until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from edge_agent.config import ConfigError, load_config
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="edge-agent",
+        description="The hierarchy's edge agent: places and sizes the containers requested at "
+        "one edge site, within the site's power budget, and offloads the rest to the cloud "
+        "agent. Options override the configuration file.",
+        epilog="The MQTT password may also come from the HIERARCHY_MQTT_PASSWORD environment "
+        "variable. Stop with SIGTERM or Ctrl-C: the agent finishes its batch, says offline and "
+        "keeps unsent messages in its store for the next start.",
+    )
+    ap.add_argument("--site", help="this site's id, e.g. edge-0 (required here or in --config)")
+    ap.add_argument("--config", metavar="FILE", help="YAML configuration file")
+    ap.add_argument("--broker", metavar="URL",
+                    help="mqtt://host:port or mqtts://...; default: found with zeroconf")
+    ap.add_argument("--policy", help="policy name (default: power-aware)")
+    ap.add_argument("--backend", choices=["sim"], help="what the agent controls (default: sim)")
+    ap.add_argument("--scenario", help="sim backend: scenario name or YAML path")
+    ap.add_argument("--site-index", type=int, help="sim backend: the scenario's site index")
+    ap.add_argument("--speed", type=float, help="sim backend: simulated seconds per second")
+    ap.add_argument("--store", metavar="FILE", help="SQLite store (default ./edge-SITE.sqlite3)")
+    ap.add_argument("--client-id", help="MQTT client id (default hierarchy-edge-SITE)")
+    ap.add_argument("--username", help="MQTT user name")
+    ap.add_argument("--telemetry-interval", type=float, dest="telemetry_interval_s",
+                    metavar="S", help="telemetry period in seconds (default 5)")
+    ap.add_argument("--discovery-interface", action="append", dest="discovery_interfaces",
+                    metavar="ADDR", help="address zeroconf binds to (repeatable; default all)")
+    ap.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    overrides: dict[str, Any] = {
+        k: v for k, v in vars(args).items()
+        if k not in ("config", "username") and v is not None
+    }
+    mqtt: dict[str, Any] = {}
+    if args.username:
+        mqtt["username"] = args.username
+    if os.environ.get("HIERARCHY_MQTT_PASSWORD"):
+        mqtt["password"] = os.environ["HIERARCHY_MQTT_PASSWORD"]
+    try:
+        config = load_config(args.config, overrides)
+        if mqtt:
+            config = config.model_copy(update={"mqtt": config.mqtt.model_copy(update=mqtt)})
+    except ConfigError as exc:
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from edge_agent.agent import EdgeAgent  # after parsing: --help stays fast
+
+    try:
+        agent = EdgeAgent(config)
+    except (ValueError, RuntimeError) as exc:
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger("edge_agent").info(
+        "edge agent %s: policy %s, backend %s, store %s", config.site,
+        agent.decider.policy_label, config.backend, config.store_path)
+    agent.run(stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""The edge agent's durable local store (SQLite): decisions, pending offloads and the outbox.
+
+- `decisions`: every request id decided -> its decision payload, so a redelivered request
+  gets the very same decision again, across restarts;
+- `pending_offloads`: requests handed to the cloud whose result has not come back yet;
+- `outbox`: messages to send, in order; a row is deleted once the broker acknowledged it, so
+  whatever was not acknowledged is sent again after a restart or an outage.
+
+One thread uses a store (the agent's decision loop). Writes of a batch of requests go in one
+transaction (`with store.transaction():`); WAL journaling with synchronous=NORMAL makes a
+commit cheap and keeps the database consistent across a crash.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+STORE_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (
+    key TEXT PRIMARY KEY, outcome TEXT NOT NULL, payload BLOB NOT NULL, decided_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_at ON decisions (decided_at);
+CREATE TABLE IF NOT EXISTS pending_offloads (
+    key TEXT PRIMARY KEY, request BLOB NOT NULL, offload BLOB NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    qos INTEGER NOT NULL, retain INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+@dataclass(frozen=True)
+class PendingOffload:
+    key: str
+    request: bytes  # the Request payload
+    offload: bytes  # the Offload payload sent to the cloud
+    received_at: float  # unix time the request arrived
+
+
+class Store:
+    """The SQLite file at `path` (created if missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        row = self.db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('version', ?)", (STORE_VERSION,))
+        elif row[0] != STORE_VERSION:
+            raise RuntimeError(f"{self.path}: store version {row[0]}, this agent reads "
+                               f"{STORE_VERSION}; move the file away to start afresh")
+        self._depth = 0
+        self._load_pending_keys()
+
+    def _load_pending_keys(self) -> None:
+        # Pending offloads are few: their keys in memory spare a query for every request.
+        self._pending_keys = {r[0] for r in self.db.execute("SELECT key FROM pending_offloads")}
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together (nested uses join the outer transaction)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.db.execute("ROLLBACK")
+            self._load_pending_keys()
+            raise
+        self._depth = 0
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- decisions -------------------------------------------------------------------------
+
+    def decision(self, key: str) -> bytes | None:
+        row = self.db.execute("SELECT payload FROM decisions WHERE key=?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put_decision(self, key: str, outcome: str, payload: bytes,
+                     decided_at: float | None = None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?)",
+            (key, outcome, payload, time.time() if decided_at is None else decided_at),
+        )
+
+    def decision_counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT outcome, count(*) FROM decisions GROUP BY outcome")
+        return {outcome: int(n) for outcome, n in rows}
+
+    def prune_decisions(self, older_than: float) -> int:
+        """Forget decisions made before unix time `older_than`; how many."""
+        cur = self.db.execute("DELETE FROM decisions WHERE decided_at < ?", (older_than,))
+        return cur.rowcount
+
+    # --- pending offloads --------------------------------------------------------------------
+
+    def put_pending(self, p: PendingOffload) -> None:
+        self.db.execute("INSERT OR REPLACE INTO pending_offloads VALUES (?, ?, ?, ?)",
+                        (p.key, p.request, p.offload, p.received_at))
+        self._pending_keys.add(p.key)
+
+    def pending(self, key: str) -> PendingOffload | None:
+        if key not in self._pending_keys:
+            return None
+        row = self.db.execute("SELECT key, request, offload, received_at FROM pending_offloads "
+                              "WHERE key=?", (key,)).fetchone()
+        return None if row is None else PendingOffload(row[0], bytes(row[1]), bytes(row[2]),
+                                                       row[3])
+
+    def all_pending(self) -> list[PendingOffload]:
+        rows = self.db.execute("SELECT key, request, offload, received_at FROM pending_offloads "
+                               "ORDER BY received_at")
+        return [PendingOffload(r[0], bytes(r[1]), bytes(r[2]), r[3]) for r in rows]
+
+    def pending_count(self) -> int:
+        return len(self._pending_keys)
+
+    def drop_pending(self, key: str) -> None:
+        self.db.execute("DELETE FROM pending_offloads WHERE key=?", (key,))
+        self._pending_keys.discard(key)
+
+    # --- outbox ----------------------------------------------------------------------------
+
+    def enqueue(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
+        cur = self.db.execute("INSERT INTO outbox (topic, payload, qos, retain) "
+                              "VALUES (?, ?, ?, ?)", (topic, payload, qos, int(retain)))
+        return int(cur.lastrowid or 0)
+
+    def outbox_after(self, after_id: int, limit: int) -> list[OutboxRow]:
+        rows = self.db.execute("SELECT id, topic, payload, qos, retain FROM outbox WHERE id > ? "
+                               "ORDER BY id LIMIT ?", (after_id, limit))
+        return [OutboxRow(r[0], r[1], bytes(r[2]), r[3], bool(r[4])) for r in rows]
+
+    def outbox_size(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    def sent(self, ids: list[int]) -> None:
+        """The broker acknowledged these outbox rows: forget them."""
+        if ids:
+            self.db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in ids])

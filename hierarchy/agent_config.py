@@ -1,0 +1,64 @@
+"""What the edge and cloud agents' configurations share: MQTT options and YAML loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hierarchy.transport import BrokerConfig
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the file and the field."""
+
+
+class MqttOptions(BaseModel):
+    """How to talk to the broker (its address comes separately, as a URL)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: str | None = Field(default=None, description="MQTT user name")
+    password: str | None = Field(default=None, description="MQTT password", repr=False)
+    tls: bool | None = Field(default=None, description="force TLS on/off (default: from URL)")
+    ca_file: str | None = Field(default=None, description="CA bundle for TLS")
+    cert_file: str | None = Field(default=None, description="client certificate for TLS")
+    key_file: str | None = Field(default=None, description="client key for TLS")
+    mqtt_version: Literal["5", "3.1.1"] = Field(default="5", description="protocol version")
+    keepalive_s: int = Field(default=30, ge=5, description="keepalive, s")
+    reconnect_max_s: int = Field(default=30, ge=1, description="longest reconnect delay, s")
+
+    def broker_config(self, url: str) -> BrokerConfig:
+        return BrokerConfig.from_url(url, **self.model_dump(exclude_none=True))
+
+
+def load_model(model: type[C], path: str | Path | None,
+               overrides: dict[str, Any] | None = None) -> C:
+    """`model` from the YAML file at `path` (if any) with `overrides` on top (None: unset)."""
+    raw: dict[str, Any] = {}
+    origin = "command line"
+    if path is not None:
+        origin = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the configuration must be a YAML mapping")
+        raw.update(loaded)
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{origin}: {problems}") from None
