@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from hierarchy.policies.registry import POLICY_NAMES
 from hierarchy.scenario import ScenarioError, available_scenarios, load_scenario
 
 EXIT_USAGE = 2
@@ -61,17 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="run policies on a scenario and report metrics with 95%% intervals",
         description="Run each policy on the same seeds (SEED, SEED+1, ...) from reset to the "
         "scenario's horizon, and write DIR/results.json, DIR/report.md and DIR/plots/*.png. "
-        "Metrics are means over episodes with 95%% t-intervals. The table is printed at the end.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "Metrics are means over episodes with 95% t-intervals. The table is printed at the end.",
     )
     ev.add_argument("--scenario", required=True, metavar="NAME|PATH",
                     help="a scenario name (see `hierarchy scenarios`) or a YAML file")
     ev.add_argument("--policies", default="all", metavar="all|a,b,c",
-                    help="comma-separated policy names, or 'all' for every policy that "
-                    "applies to the scenario (offline-optimal only where it can be solved)")
+                    help="comma-separated policy names, or 'all' (the default) for every "
+                    "policy that applies to the scenario; offline-optimal applies only where "
+                    "it can be solved (small platforms, --horizon-s 1200 or less). "
+                    f"Policies: {', '.join(POLICY_NAMES)}, offline-optimal")
     ev.add_argument("--episodes", type=_positive_int, default=3, metavar="N",
-                    help="episodes (seeds) per policy")
-    ev.add_argument("--seed", type=int, default=0, metavar="S", help="first seed")
+                    help="episodes (seeds) per policy (default: 3)")
+    ev.add_argument("--seed", type=int, default=0, metavar="S",
+                    help="first seed (default: 0)")
     ev.add_argument("--out", metavar="DIR", default=None,
                     help="output directory (default: results/<scenario>)")
     ev.add_argument("--horizon-s", type=float, default=None, metavar="SECONDS",

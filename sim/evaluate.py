@@ -46,6 +46,7 @@ class EpisodeResult:
     t_s: np.ndarray  # (T,) tick times
     site_power_w: np.ndarray  # (T, S) power demand of each edge site at each tick
     site_budget_w: np.ndarray  # (S,)
+    info: dict = field(default_factory=dict)  # what the policy reports (offline-optimal)
 
 
 @dataclass
@@ -175,7 +176,7 @@ def run_episode(scenario: Scenario, factory: PolicyFactory, seed: int) -> Episod
     metrics["decision_us_p50"] = float(np.percentile(us, 50)) if us.size else float("nan")
     metrics["decision_us_p99"] = float(np.percentile(us, 99)) if us.size else float("nan")
     return EpisodeResult(seed, metrics, np.asarray(t_s), np.asarray(power).reshape(-1, S),
-                         core.topo.site_budget_w.copy())
+                         core.topo.site_budget_w.copy(), dict(getattr(policy.edge, "info", {})))
 
 
 def evaluate(
@@ -196,15 +197,36 @@ def evaluate(
     for name, factory in factories.items():
         for s in seeds:
             bar.set_description(f"{name} seed {s}")
-            results[name].episodes.append(run_episode(sc, factory, s))
+            try:
+                results[name].episodes.append(run_episode(sc, factory, s))
+            except RuntimeError as exc:
+                if name != OFFLINE_OPTIMAL:
+                    raise
+                bar.close()
+                raise EvaluationError(f"offline-optimal, seed {s}: {exc}") from None
             bar.update(1)
     bar.close()
-    notes = {}
-    if OFFLINE_OPTIMAL in factories:
-        from sim.offline_optimal import NOTE
+    return Evaluation(sc, seeds, results, _notes(sc, policies, results))
 
-        notes[OFFLINE_OPTIMAL] = NOTE
-    return Evaluation(sc, seeds, results, notes)
+
+def _notes(sc: Scenario, asked: Sequence[str], results: dict[str, PolicyResult]
+           ) -> dict[str, str]:
+    from sim.offline_optimal import NOTE, offline_optimal_applies
+
+    if OFFLINE_OPTIMAL in results:
+        eps = results[OFFLINE_OPTIMAL].episodes
+        solved = ", ".join(
+            f"seed {e.seed}: {e.info.get('status', '?')} in {e.info.get('solve_s', 0.0):.1f} s, "
+            f"model cost {e.info.get('model_cost', float('nan')):.6g}, lower bound "
+            f"{e.info.get('lower_bound', float('nan')):.6g}, measured {e.metrics['cost']:.6g}"
+            for e in eps
+        )
+        return {OFFLINE_OPTIMAL: f"{NOTE} ({solved})"}
+    if "all" in asked:
+        ok, why = offline_optimal_applies(sc)
+        if not ok:
+            return {OFFLINE_OPTIMAL: f"not run: {why}"}
+    return {}
 
 
 def _progress(total: int, enabled: bool):  # noqa: ANN202 - tqdm or a stand-in

@@ -1,12 +1,13 @@
 """The offline placement problem of one recorded episode as a mixed-integer linear program.
 
-Decision: where each container runs, at its request size with static allocations (the same
-action subspace the heuristic baselines use): a node of its home site (the edge agent's
-choice) or a node of the cloud pool (offload, then the cloud level sends it to the pool).
-Given the recorded workload (sim.offline_record), the simulator's cost is linear in these
-choices; the program states it exactly except for what the last paragraph says. Variables:
+Decision: where each container runs, with static allocations (resizing off, as for the
+heuristic baselines): a node of its home site at one of the size levels (the edge agent's
+choice; sizes that would run out of memory are left out), or a node of the cloud pool at its
+request (offload, then the cloud level sends it to the pool). Given the recorded workload
+(sim.offline_record), the simulator's cost is linear in these choices; the program states it
+exactly except for what the last paragraph says. Variables:
 
-- x[c, n] in {0, 1}: container c on node n (one node each);
+- x[c, n, l] in {0, 1}: container c on node n at size level l (one option each);
 - A[n, t] in {0, 1}: node n awake in tick t. A node wakes when a container is placed on it
   and sleeps `sleep_after_s` after its last container left: A[n, t] >= x[c, n] over c's run
   and that tail, and minimising makes A exact;
@@ -17,8 +18,9 @@ choices; the program states it exactly except for what the last paragraph says. 
 - d[c] >= |pool(c) - pool(parent(c))|: a call crossing the WAN;
 - each pool node's load on its SPECpower curve: incremental piecewise-linear segments.
 
-Objective (the scenario's reward weights): energy (idle, dynamic and sleep power of every node,
-cloud PUE, WAN bytes), latency above SLO and SLO violations. Constraints: one node per
+Objective (the scenario's reward weights; network and latency rows: sim.offline_latency):
+energy (idle, dynamic and sleep power of every node, cloud PUE, WAN bytes), latency above
+SLO and SLO violations. Constraints: one node per
 container, node capacity at every instant, the edge guard at every decision instant (site
 demand + the watts the instant's placements add <= budget), and no power capping (site demand
 <= budget in every tick).
@@ -39,9 +41,8 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from hierarchy.scenario import Scenario
-from sim.kernel import LATENCY_OVER_CAP
-from sim.latency import RHO_MAX
-from sim.offline_record import RecordedApp, RecordedEpisode
+from sim.offline_latency import network_and_latency
+from sim.offline_record import RecordedApp, RecordedEpisode, out_of_memory
 from sim.topology import Topology
 
 
@@ -103,7 +104,7 @@ class _Program:
 
 @dataclass
 class MilpSolution:
-    node: dict[tuple[int, int], int]  # (app index, k) -> global node
+    node: dict[tuple[int, int], tuple[int, int]]  # (app index, k) -> (global node, level)
     objective: float  # the model's episode cost, constants included
     lower_bound: float  # proven lower bound of the model's optimum (= objective if optimal)
     cost_terms: dict[str, float]  # the objective split: energy, latency, violation, rejection
@@ -157,16 +158,19 @@ class _Builder:
         self.prog = _Program()
         self.pue = topo.loc_pue[topo.node_site]
         self.dyn_pc = (topo.node_max_w - topo.node_idle_w) / np.maximum(topo.node_cores, 1e-9)
-        self.x: dict[tuple[int, int, int], int] = {}
-        self.cands: dict[tuple[int, int], list[int]] = {}
+        self.levels = np.asarray(scenario.sizing.size_levels, dtype=np.float64)
+        self.at_request = int(np.argmin(np.abs(self.levels - 1.0)))
+        # x[(app, k, node, level)] -> column; cands[(app, k)] -> its (node, level) options
+        self.x: dict[tuple[int, int, int, int], int] = {}
+        self.cands: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self.awake: dict[tuple[int, int], int] = {}
         self.window_end: dict[int, int] = {}
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def used(self, app: RecordedApp, k: int, t: int) -> float:
-        """CPU used by container k in tick t: its demand, within its allocation."""
-        return min(app.demand[t - app.instant - 1, k], app.cpu_req[k])
+    def used(self, app: RecordedApp, k: int, t: int, level: int) -> float:
+        """CPU used by container k in tick t at size `level`: demand within the allocation."""
+        return min(app.demand[t - app.instant - 1, k], app.cpu_req[k] * self.levels[level])
 
     @staticmethod
     def alive_in_tick(app: RecordedApp, t: int) -> bool:
@@ -180,9 +184,14 @@ class _Builder:
     def is_pool(self, n: int) -> bool:
         return n >= self.S * self.M
 
-    def columns(self, app: RecordedApp, k: int) -> dict[int, int]:
-        """node -> column of container (app, k)."""
-        return {n: self.x[app.index, k, n] for n in self.cands[app.index, k]}
+    def columns(self, app: RecordedApp, k: int) -> dict[tuple[int, int], int]:
+        """(node, level) -> column of container (app, k)."""
+        return {o: self.x[(app.index, k, *o)] for o in self.cands[app.index, k]}
+
+    def node_columns(self, app: RecordedApp, k: int, n: int) -> list[tuple[int, int]]:
+        """(level, column) of container (app, k) on node n."""
+        return [(lv, self.x[app.index, k, m, lv]) for m, lv in self.cands[app.index, k]
+                if m == n]
 
     # --- building -----------------------------------------------------------------------------
 
@@ -192,7 +201,7 @@ class _Builder:
         self.dynamic_power()
         self.capacity()
         self.site_power()
-        self.network_and_latency()
+        network_and_latency(self)
         prog, rec, w = self.prog, self.rec, self.w
         const = w.rejection_per_container * rec.admission_rejected
         topo = self.topo
@@ -205,7 +214,7 @@ class _Builder:
         if res.x is None:
             raise RuntimeError(f"offline optimum: no placement found ({res.message})")
         sol = res.x
-        node = {key: max(c, key=lambda n: sol[self.x[key[0], key[1], n]])
+        node = {key: max(c, key=lambda o: sol[self.x[(*key, *o)]])
                 for key, c in self.cands.items()}
         cost = np.asarray(prog.cost)
         latency = float(cost[prog.latency_cols] @ sol[prog.latency_cols])
@@ -224,15 +233,25 @@ class _Builder:
         )
 
     def placements(self) -> None:
+        """One option per container: a home-site node at a size level, or a pool node.
+
+        Sizes that would run out of memory within the episode are left out (the caller
+        checks the request size never does).
+        """
         topo, M, prog = self.topo, self.M, self.prog
         for app in self.rec.apps:
             site = [app.home * M + m for m in range(M) if topo.node_exists[app.home * M + m]]
             for k in range(app.size):
-                self.cands[app.index, k] = [*site, *self.pools]
+                sizes = [lv for lv in range(self.levels.size)
+                         if lv == self.at_request or not out_of_memory(app, k, self.levels[lv],
+                                                                       self.sc.time.step_s)]
+                opts = [(n, lv) for n in site for lv in sizes]
+                opts += [(q, self.at_request) for q in self.pools]
+                self.cands[app.index, k] = opts
                 one = {}
-                for n in self.cands[app.index, k]:
-                    self.x[app.index, k, n] = prog.var(integer=True)
-                    one[self.x[app.index, k, n]] = 1.0
+                for o in opts:
+                    self.x[(app.index, k, *o)] = prog.var(integer=True)
+                    one[self.x[(app.index, k, *o)]] = 1.0
                 prog.row(one, 1.0, 1.0)
         self.break_symmetry()
 
@@ -262,10 +281,11 @@ class _Builder:
                 for first, second in zip(group, group[1:], strict=False):
                     before: list[int] = []
                     for idx, k in order:
-                        row = {self.x[idx, k, second]: 1.0}
+                        app = self.rec.apps[idx]
+                        row = {c: 1.0 for _, c in self.node_columns(app, k, second)}
                         row.update({c: -1.0 for c in before})
                         self.prog.row(row, ub=0.0)
-                        before.append(self.x[idx, k, first])
+                        before.extend(c for _, c in self.node_columns(app, k, first))
 
     def awake_var(self, n: int, t: int) -> int:
         if (n, t) not in self.awake:
@@ -280,9 +300,10 @@ class _Builder:
             end = min(app.last_tick + self.tail, self.T) if app.departs else self.T
             self.window_end[app.index] = end
             for k in range(app.size):
-                for n, col in self.columns(app, k).items():
+                for n in {n for n, _ in self.cands[app.index, k]}:
+                    on_n = {c: -1.0 for _, c in self.node_columns(app, k, n)}
                     for t in range(app.instant + 1, end + 1):
-                        self.prog.row({self.awake_var(n, t): 1.0, col: -1.0}, lb=0.0)
+                        self.prog.row({self.awake_var(n, t): 1.0, **on_n}, lb=0.0)
 
     def dynamic_power(self) -> None:
         """Linear on edge nodes (checked by the caller); SPECpower table on pool nodes."""
@@ -290,16 +311,16 @@ class _Builder:
         for app in self.rec.apps:
             for k in range(app.size):
                 for t in app.ticks:
-                    u = self.used(app, k, t)
-                    for n, col in self.columns(app, k).items():
+                    for (n, lv), col in self.columns(app, k).items():
                         if not self.is_pool(n):
+                            u = self.used(app, k, t, lv)
                             prog.add_cost(col, self.e_w * self.pue[n] * self.dyn_pc[n] * u)
         for q in self.pools:
             slope = np.diff(self.curves[q]) * 10.0  # df/du on each 10% segment
             unit = self.e_w * self.pue[q] * (topo.node_max_w[q] - topo.node_idle_w[q])
             for t in range(1, self.T + 1):
-                load = {self.x[a.index, k, q]: self.used(a, k, t) for a in self.rec.apps
-                        if self.alive_in_tick(a, t) for k in range(a.size)}
+                load = {self.x[a.index, k, q, self.at_request]: self.used(a, k, t, self.at_request)
+                        for a in self.rec.apps if self.alive_in_tick(a, t) for k in range(a.size)}
                 if not load:
                     continue
                 ub_u = min(sum(load.values()) / topo.node_cores[q], 1.0)
@@ -320,30 +341,30 @@ class _Builder:
         for j in sorted({a.instant for a in apps}):
             present = [a for a in apps if self.present_at_instant(a, j)]
             nodes = {n for a in present if a.instant == j for k in range(a.size)
-                     for n in self.cands[a.index, k]}
+                     for n, _ in self.cands[a.index, k]}
             for n in nodes:
                 cpu, mm = {}, {}
                 for a in present:
                     for k in range(a.size):
-                        if (a.index, k, n) in self.x:
-                            cpu[self.x[a.index, k, n]] = a.cpu_req[k]
-                            mm[self.x[a.index, k, n]] = a.mem_req[k]
+                        for lv, c in self.node_columns(a, k, n):
+                            cpu[c] = a.cpu_req[k] * self.levels[lv]
+                            mm[c] = a.mem_req[k] * self.levels[lv]
                 prog.row(cpu, ub=cores[n] * (1 + 1e-9))
                 prog.row(mm, ub=mem[n] * (1 + 1e-9))
         # Redundant for the integer program, but it tightens the relaxation a lot: a node
         # holds its containers only while awake (the bin-packing linking constraint).
         for t in range(1, self.T + 1):
             alive = [a for a in apps if self.alive_in_tick(a, t)]
-            for n in {n for a in alive for k in range(a.size) for n in self.cands[a.index, k]}:
+            for n in {n for a in alive for k in range(a.size) for n, _ in self.cands[a.index, k]}:
                 if (n, t) not in self.awake:
                     continue
                 cpu = {self.awake[n, t]: -cores[n]}
                 mm = {self.awake[n, t]: -mem[n]}
                 for a in alive:
                     for k in range(a.size):
-                        if (a.index, k, n) in self.x:
-                            cpu[self.x[a.index, k, n]] = a.cpu_req[k]
-                            mm[self.x[a.index, k, n]] = a.mem_req[k]
+                        for lv, c in self.node_columns(a, k, n):
+                            cpu[c] = a.cpu_req[k] * self.levels[lv]
+                            mm[c] = a.mem_req[k] * self.levels[lv]
                 prog.row(cpu, ub=1e-9 * cores[n])
                 prog.row(mm, ub=1e-9 * mem[n])
 
@@ -361,9 +382,9 @@ class _Builder:
         for a in self.rec.apps:
             if a.home == s and self.alive_in_tick(a, t):
                 for k in range(a.size):
-                    for n, col in self.columns(a, k).items():
+                    for (n, lv), col in self.columns(a, k).items():
                         if not self.is_pool(n):
-                            _add(terms, col, self.dyn_pc[n] * self.used(a, k, t))
+                            _add(terms, col, self.dyn_pc[n] * self.used(a, k, t, lv))
         return terms, c0
 
     def site_power(self) -> None:
@@ -384,9 +405,10 @@ class _Builder:
                 for n in range(s * M, (s + 1) * M):
                     if not topo.node_exists[n]:
                         continue
-                    earlier = [self.x[a.index, k, n] for a in apps
+                    earlier = [c for a in apps
                                if a.home == s and a.instant < j
-                               and self.window_end[a.index] >= j + 1 for k in range(a.size)]
+                               and self.window_end[a.index] >= j + 1 for k in range(a.size)
+                               for _, c in self.node_columns(a, k, n)]
                     wake = prog.var()
                     _add(terms, wake, topo.node_idle_w[n] - topo.node_sleep_w[n])
                     keep = None
@@ -397,135 +419,11 @@ class _Builder:
                             prog.row({keep: 1.0, c: -1.0}, lb=0.0)
                     for a in placed:
                         for k in range(a.size):
-                            col = self.x[a.index, k, n]
-                            _add(terms, col, self.dyn_pc[n] * a.cpu_req[k])
-                            row = {wake: 1.0, col: -1.0}
+                            row = {wake: 1.0}
+                            for lv, col in self.node_columns(a, k, n):
+                                _add(terms, col, self.dyn_pc[n] * a.cpu_req[k] * self.levels[lv])
+                                row[col] = -1.0
                             if keep is not None:
                                 row[keep] = 1.0
                             prog.row(row, lb=0.0)
                 prog.row(terms, ub=budget[s] - c0)
-
-    def network_and_latency(self) -> None:
-        """WAN bytes (their energy) and the response time of every app in every tick."""
-        sc, topo, prog, S = self.sc, self.topo, self.prog, self.S
-        rtt = topo.rtt_ms
-        net = sc.network
-        j_cost = self.w.energy_per_kwh / 3.6e6 * net.wan_energy_j_per_byte  # per byte
-        for app in self.rec.apps:
-            h = app.home
-            if not np.isclose(rtt[h, h], rtt[S, S]):
-                raise RuntimeError("offline optimum needs the same LAN RTT at sites and pool")
-            if app.data_k >= 0 and app.data_site != h:
-                raise RuntimeError("offline optimum expects pinned data at the app's home")
-            pool_cols = [[self.x[app.index, k, q] for q in self.pools] for k in range(app.size)]
-            cross: list[int | None] = [None]
-            for k in range(1, app.size):
-                d = prog.var()
-                cross.append(d)
-                par = int(app.parent[k])
-                up = {d: 1.0}
-                down = {d: 1.0}
-                for c in pool_cols[k]:
-                    _add(up, c, -1.0)
-                    _add(down, c, 1.0)
-                for c in pool_cols[par]:
-                    _add(up, c, 1.0)
-                    _add(down, c, -1.0)
-                prog.row(up, lb=0.0)
-                prog.row(down, lb=0.0)
-            # WAN bytes per tick: users to a pool entry, pinned data read from the pool,
-            # calls crossing between pool and site.
-            per_tick = app.rate_rps * sc.time.step_s * len(app.ticks) * j_cost
-            for c in pool_cols[0]:
-                prog.add_cost(c, per_tick * net.user_bytes_per_request)
-            if app.data_k >= 0:
-                for c in pool_cols[app.data_k]:
-                    prog.add_cost(c, per_tick * app.inv[app.data_k]
-                                  * sc.workload.apps.data_bytes_per_request)
-            for k in range(1, app.size):
-                prog.add_cost(cross[k], per_tick * app.inv[k] * app.bytes_per_call[k])
-            self.latency(app, cross)
-
-    def latency(self, app: RecordedApp, cross: list[int | None]) -> None:
-        """Rows and cost of the app's response in each tick: the max over its call paths.
-
-        Response = user RTT to the entry + sum over a path of invocations x (own time + hop
-        RTT), own time = work / speed / (1 - min(rho, RHO_MAX)) (+ RTT to the pinned data),
-        rho = demand / allocation (sim.latency, sim.kernel). A container's constant terms fold
-        into its node columns (it is on exactly one node).
-        """
-        topo, prog, w, S, slo = self.topo, self.prog, self.w, self.S, app.slo_ms
-        h = app.home
-        rtt, user_rtt, speed = topo.rtt_ms, topo.user_rtt_ms, topo.node_speed
-        lan, wan = rtt[h, h], rtt[h, S]
-        paths = _paths(app.parent)
-        for i in range(len(app.ticks)):
-            rho = np.minimum(app.demand[i] / np.maximum(app.cpu_req, 1e-9), RHO_MAX)
-            base = app.work_ms / (1.0 - rho)
-            rows = []
-            for path in paths:
-                node_coef: dict[int, dict[int, float]] = {}
-                for v in path:
-                    inv = app.inv[v]
-                    coef = {}
-                    for n in self.cands[app.index, v]:
-                        loc = S if self.is_pool(n) else h
-                        c = inv * base[v] / speed[n]
-                        if v == app.data_k:
-                            c += inv * rtt[loc, app.data_site]
-                        if v == 0:
-                            c += user_rtt[h, loc]
-                        coef[n] = c
-                    node_coef[v] = coef
-                cross_coef = {v: app.inv[v] * (wan - lan) for v in path if v != 0}
-                const = sum(app.inv[v] * lan for v in path if v != 0)
-                lo = const + sum(min(c.values()) for c in node_coef.values())
-                hi = const + sum(max(c.values()) for c in node_coef.values()) + sum(
-                    cross_coef.values())
-                terms = {self.x[app.index, v, n]: c for v, coef in node_coef.items()
-                         for n, c in coef.items()}
-                terms.update({cross[v]: c for v, c in cross_coef.items()})
-                # Single choices that break the SLO even with everything else at its best.
-                forcing = [self.x[app.index, v, n] for v, coef in node_coef.items()
-                           for n, c in coef.items() if lo - min(coef.values()) + c > slo]
-                forcing += [cross[v] for v, c in cross_coef.items() if lo + c > slo]
-                rows.append((terms, const, lo, hi, forcing))
-            worst = max(r[3] for r in rows)
-            if worst <= slo:
-                continue  # within the SLO wherever it runs
-            best = max(r[2] for r in rows)
-            viol = prog.var(cost=w.violation_per_app_hour * self.hours,
-                            lb=1.0 if best > slo else 0.0, integer=True)
-            excess = prog.var(cost=w.latency_per_slo_hour * self.hours, ub=np.inf)
-            prog.violation_cols.append(viol)
-            prog.latency_cols.append(excess)
-            capped = None
-            if (worst - slo) / slo > LATENCY_OVER_CAP:
-                capped = prog.var(integer=True)
-                prog.row({excess: 1.0, capped: -LATENCY_OVER_CAP}, lb=0.0)
-            for terms, const, _, hi, forcing in rows:
-                if hi <= slo:
-                    continue
-                prog.row({**terms, viol: -(hi - slo)}, ub=slo - const)
-                for col in forcing:
-                    prog.row({viol: 1.0, col: -1.0}, lb=0.0)
-                # excess >= (response - slo) / slo, unless capped at LATENCY_OVER_CAP
-                row = {col: -val / slo for col, val in terms.items()}
-                row[excess] = 1.0
-                if capped is not None:
-                    row[capped] = (hi - slo) / slo
-                prog.row(row, lb=(const - slo) / slo)
-
-
-def _paths(parent: np.ndarray) -> list[list[int]]:
-    """Every root-to-leaf path of a call tree (parent[k] < k, parent[0] = -1)."""
-    size = parent.shape[0]
-    children = {k: [c for c in range(1, size) if parent[c] == k] for k in range(size)}
-    out, stack = [], [[0]]
-    while stack:
-        path = stack.pop()
-        kids = children[path[-1]]
-        if not kids:
-            out.append(path)
-        stack.extend(path + [c] for c in kids)
-    return out

@@ -3,14 +3,18 @@
 For a seed, the episode's workload is recorded (sim.offline_record), the placement that
 minimises the scenario's cost over it is solved as a mixed-integer program (sim.offline_milp,
 SciPy's `milp` with HiGHS), and the solution is replayed through the ordinary policy
-interface, so that its metrics are measured by the same runner as every other policy. It is
-a bound for the heuristics over the placements they choose among (at request size, static
-allocations, home site or cloud pool), not a scheduler: it knows the future.
+interface, so that its metrics are measured by the same runner as every other policy. It
+knows the future: it is a bound for the heuristics, not a scheduler.
 
-It applies where that problem is small enough to solve in well under a minute (`small`-sized
-platforms and horizons up to `MAX_HORIZON_S`) and where the simulator's cost is linear in the
-placement (linear edge power curves, resizing off at knob level 0, containers that start
-within a tick).
+What it optimises over: each container on a node of its home site at any size level, or in
+the cloud pool; resizing off (knob level 0); no power capping. That is the action space of
+every heuristic baseline here, except that the cloud level of the baselines may also send a
+container to another site, and that their pool may spread over several nodes.
+
+It applies where the program solves in well under a minute (`small`-sized platforms, horizons
+up to `MAX_HORIZON_S`) and where the simulator's cost is linear in the placement (linear edge
+power curves, resizing off at knob level 0, containers that start within a tick, no container
+running out of memory at its request).
 """
 
 from __future__ import annotations
@@ -23,38 +27,42 @@ import numpy as np
 from hierarchy.actions import CLOUD_POOL
 from hierarchy.observation import CloudView, EdgeView
 from hierarchy.policies.base import Policy
-from hierarchy.policies.heuristics import STATIC_HEADROOM, request_size_level
+from hierarchy.policies.heuristics import STATIC_HEADROOM
 from hierarchy.scenario import Scenario
 from sim.core import BatchedCore
 from sim.offline_milp import Infeasible, MilpSolution, solve_placement
-from sim.offline_record import RecordedEpisode, out_of_memory_possible, record_episode
+from sim.offline_record import RecordedEpisode, out_of_memory, record_episode
 from sim.topology import build_topology
 
 NAME = "offline-optimal"
-# Problem sizes it is run on: beyond these the program takes minutes or more.
-MAX_HORIZON_S = 3600.0
+# Problem sizes it is run on: beyond them the program can take minutes (measured on `small`:
+# 20 ticks solve in 0.1-30 s, 30 ticks in 0.3 s to more than two minutes).
+MAX_HORIZON_S = 1200.0
 MAX_EDGE_NODES = 16
 TIME_LIMIT_S = 120.0
 
 NOTE = (
-    "offline-optimal knows every arrival in advance and solves the placement (home-site node "
-    "or cloud pool, at request size, static allocations) as a mixed-integer program "
-    "(SciPy milp/HiGHS), then replays it in the simulator; it is a bound, not a scheduler. "
-    "Its decision times are those of the replay (a table lookup), not of the solve. The model "
-    "leaves out CPU contention (1 + kappa u^2), so its measured cost can exceed the model's."
+    "offline-optimal knows every arrival in advance and solves the placement (a home-site "
+    "node at any size level, or the cloud pool; static allocations) as a mixed-integer "
+    "program (SciPy milp/HiGHS), then replays it in the simulator: a bound, not a scheduler. "
+    "Its decision times are the replay's (a table lookup), not the solve's."
 )
 
 
+class OfflineOptimalError(RuntimeError):
+    """The offline optimum cannot be computed for this scenario or seed; says why."""
+
+
 def offline_optimal_applies(scenario: Scenario) -> tuple[bool, str]:
-    """(True, "") where the offline optimum can be solved exactly enough; else the reason."""
+    """(True, "") where the offline optimum can be solved exactly; else (False, the reason)."""
     sc = scenario
     topo = build_topology(sc)
     edge_nodes = int(topo.node_exists[: topo.num_edge_nodes].sum())
     if edge_nodes > MAX_EDGE_NODES:
-        return False, (f"{edge_nodes} edge nodes (at most {MAX_EDGE_NODES}); use `small`")
+        return False, f"{edge_nodes} edge nodes (it solves up to {MAX_EDGE_NODES}; use small)"
     if sc.time.horizon_s > MAX_HORIZON_S:
-        return False, (f"horizon {sc.time.horizon_s:g} s (at most {MAX_HORIZON_S:g} s); "
-                       f"pass --horizon-s {MAX_HORIZON_S:g} or less")
+        return False, (f"horizon {sc.time.horizon_s:g} s (it solves up to {MAX_HORIZON_S:g} s;"
+                       f" pass --horizon-s {MAX_HORIZON_S:g})")
     if 1.0 not in sc.sizing.size_levels:
         return False, "no size level at 1.0 x request"
     if sc.sizing.headroom_levels[STATIC_HEADROOM] >= 0:
@@ -78,7 +86,6 @@ class OfflinePlan:
     expect: list[list[tuple[int, float]]]  # (k, cpu request) to check the replay's sync
     solution: MilpSolution
     record: RecordedEpisode
-    solve_s: float
     info: dict = field(default_factory=dict)
 
 
@@ -87,14 +94,16 @@ def plan_episode(scenario: Scenario, seed: int, time_limit_s: float = TIME_LIMIT
     """Record the workload of `seed`, solve its placement and turn it into edge actions."""
     ok, why = offline_optimal_applies(scenario)
     if not ok:
-        raise ValueError(f"offline-optimal does not apply to {scenario.name}: {why}")
+        raise OfflineOptimalError(f"offline-optimal does not apply to {scenario.name}: {why}")
     started = time.perf_counter()
     core = BatchedCore(scenario, batch_size=1, seed=seed, record_metrics=False)
     rec = record_episode(scenario, seed)
     for app in rec.apps:
-        if out_of_memory_possible(app, scenario.time.step_s):
-            raise ValueError("offline-optimal: a container could run out of memory within the "
-                             "horizon; the model assumes none does (shorten the horizon)")
+        if any(out_of_memory(app, k, 1.0, scenario.time.step_s) for k in range(app.size)):
+            raise OfflineOptimalError(
+                f"seed {seed}: a container would run out of memory at its request within the "
+                "horizon, which the program leaves out (shorten the horizon)"
+            )
     sol = None
     for pool_nodes in range(1, core.topo.num_cloud_nodes + 1):
         try:
@@ -103,28 +112,54 @@ def plan_episode(scenario: Scenario, seed: int, time_limit_s: float = TIME_LIMIT
             break
         except Infeasible:
             continue
+        except RuntimeError as exc:
+            raise OfflineOptimalError(f"seed {seed}: {exc}") from None
     if sol is None:
-        raise RuntimeError(f"offline-optimal: seed {seed} has no feasible placement")
-    layout, M, pool = core.edge_layout, core.M, core.S * core.M
-    size = request_size_level(tuple(scenario.sizing.size_levels))
+        raise OfflineOptimalError(f"seed {seed}: no placement satisfies the constraints")
+    layout, M, first_pool = core.edge_layout, core.M, core.S * core.M
     actions: list[list[int]] = [[] for _ in range(core.S)]
     expect: list[list[tuple[int, float]]] = [[] for _ in range(core.S)]
     for s in range(core.S):
         for idx, k in rec.order[s]:
-            node = sol.node[idx, k]
-            if node >= pool:  # any pool node: offload, the cloud sends it to the pool
+            node, level = sol.node[idx, k]
+            if node >= first_pool:  # offload: the cloud level sends it to the pool
                 actions[s].append(layout.encode_offload(STATIC_HEADROOM))
             else:
-                actions[s].append(layout.encode_place(node - s * M, size, STATIC_HEADROOM))
+                actions[s].append(layout.encode_place(node - s * M, level, STATIC_HEADROOM))
             expect[s].append((k, float(rec.apps[idx].cpu_req[k])))
-    solve_s = time.perf_counter() - started
     info = {
         "model_cost": sol.objective, "lower_bound": sol.lower_bound, "status": sol.status,
-        "pool_nodes": sol.pool_nodes, "solve_s": solve_s, "variables": sol.variables,
-        "integers": sol.integers, "constraints": sol.constraints,
+        "pool_nodes": sol.pool_nodes, "solve_s": time.perf_counter() - started,
+        "variables": sol.variables, "integers": sol.integers, "constraints": sol.constraints,
         "containers": sum(a.size for a in rec.apps), "cloud_deviations": 0,
     }
-    return OfflinePlan(actions, expect, sol, rec, solve_s, info)
+    return OfflinePlan(actions, expect, sol, rec, info)
+
+
+class ReplayEdge:
+    """Edge decider that plays a plan back, checking it meets the containers it expects."""
+
+    def __init__(self, plan: OfflinePlan) -> None:
+        self.plan = plan
+        self.info = plan.info  # read by the runner
+        self.cursor = np.zeros(len(plan.actions), dtype=np.int64)
+
+    def __call__(self, view: EdgeView, mask: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        pending = np.asarray(view.pending, dtype=bool)
+        if pending.ndim != 2 or pending.shape[0] != 1:
+            raise ValueError("offline-optimal replays one copy: views of shape (1, S)")
+        out = np.zeros(pending.shape, dtype=np.int64)
+        for s in np.nonzero(pending[0])[0]:
+            i = int(self.cursor[s])
+            k, cpu = self.plan.expect[s][i]
+            if int(view.k_index[0, s]) != k or not np.isclose(view.cpu_req[0, s], cpu):
+                raise OfflineOptimalError(f"replay out of step at site {s}, decision {i}")
+            action = self.plan.actions[s][i]
+            if mask[0, s, action] != 1:
+                raise OfflineOptimalError(f"the guard refused the plan at site {s}, decision {i}")
+            out[0, s] = action
+            self.cursor[s] += 1
+        return out
 
 
 class ReplayCloud:
@@ -145,45 +180,16 @@ class ReplayCloud:
         refused = pending & ~pool_ok
         if refused.any():
             if self.plan.solution.pool_nodes == 1:
-                raise RuntimeError("offline-optimal plan: the cloud pool refused a container")
+                raise OfflineOptimalError("the cloud pool refused a planned container")
             self.plan.info["cloud_deviations"] += int(refused.sum())
         other = np.argmax(mask, axis=-1)  # any allowed action (reject only when nothing fits)
         return np.where(pending, np.where(pool_ok, CLOUD_POOL, other), 0).astype(np.int64)
 
 
-class ReplayEdge:
-    """Edge decider that plays a plan back, checking it meets the containers it expects."""
-
-    def __init__(self, plan: OfflinePlan) -> None:
-        self.plan = plan
-        self.cursor = np.zeros(len(plan.actions), dtype=np.int64)
-
-    def __call__(self, view: EdgeView, mask: np.ndarray, obs: np.ndarray) -> np.ndarray:
-        pending = np.asarray(view.pending, dtype=bool)
-        if pending.ndim != 2 or pending.shape[0] != 1:
-            raise ValueError("offline-optimal replays one copy: views of shape (1, S)")
-        out = np.zeros(pending.shape, dtype=np.int64)
-        for s in np.nonzero(pending[0])[0]:
-            i = int(self.cursor[s])
-            k, cpu = self.plan.expect[s][i]
-            if int(view.k_index[0, s]) != k or not np.isclose(view.cpu_req[0, s], cpu):
-                raise RuntimeError(f"offline-optimal replay out of step at site {s}")
-            action = self.plan.actions[s][i]
-            if mask[0, s, action] != 1:
-                raise RuntimeError(
-                    f"offline-optimal plan refused by the guard at site {s}, decision {i}"
-                )
-            out[0, s] = action
-            self.cursor[s] += 1
-        return out
-
-
 def offline_optimal_policy(scenario: Scenario, seed: int) -> Policy:
     """Solve `seed`'s episode and return the policy that replays the solution."""
     plan = plan_episode(scenario, seed)
-    edge = ReplayEdge(plan)
-    edge.info = plan.info  # type: ignore[attr-defined] - read by the runner
-    return Policy(name=NAME, edge=edge, cloud=ReplayCloud(plan))
+    return Policy(name=NAME, edge=ReplayEdge(plan), cloud=ReplayCloud(plan))
 
 
 def offline_optimal_factory():  # noqa: ANN201 - a sim.evaluate.PolicyFactory

@@ -201,8 +201,17 @@ def _demand(app: RecordedApp, z_at: list[np.ndarray], hour_at: list[float]) -> n
     return out
 
 
-def out_of_memory_possible(app: RecordedApp, dt_s: float) -> bool:
-    """True if a container allocated at its request could exceed it within the episode."""
-    hours = len(app.ticks) * dt_s / 3600.0
-    peak = app.mem_level + np.maximum(app.mem_growth_h, 0.0) * hours
-    return bool((np.clip(peak, 0.01, 4.0) > 1.0).any())
+def out_of_memory(app: RecordedApp, k: int, level: float, dt_s: float) -> bool:
+    """True if container k, allocated `level` x its request, would exceed its memory.
+
+    The kernel's memory model: used = request x clip(level + growth/h x age, 0.01, 4), with
+    the age counted tick by tick from placement; above the allocation it restarts.
+    """
+    alloc = app.mem_req[k] * level
+    age = 0.0
+    for _ in app.ticks:
+        age += dt_s
+        growth = app.mem_level[k] + app.mem_growth_h[k] * age / 3600.0
+        if app.mem_req[k] * min(max(growth, 0.01), 4.0) > alloc:
+            return True
+    return False
