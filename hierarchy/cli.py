@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                    description="List the scenarios found in the scenario directories "
                    "($HIERARCHY_SCENARIOS first, then the package's scenarios/).")
 
+    sub.add_parser("workload", add_help=False,
+                   help="convert public traces to hierarchy's formats "
+                   "(see `hierarchy workload convert --help`)")
+
     ev = sub.add_parser(
         "evaluate",
         help="run policies on a scenario and report metrics with 95%% intervals",
@@ -140,6 +144,8 @@ def cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["workload"]:
+        return cmd_workload(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "scenarios":
@@ -151,6 +157,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hierarchy: interrupted", file=sys.stderr)
         return 130
+
+
+def cmd_workload(argv: list[str]) -> int:
+    """`hierarchy workload convert …`: the trace converters (hierarchy.traces.convert)."""
+    if argv[:1] != ["convert"]:
+        print("usage: hierarchy workload convert --from FORMAT IN OUT  (try --help)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    from hierarchy.traces.convert import main as convert_main
+
+    return convert_main(argv[1:])
 
 
 if __name__ == "__main__":
