@@ -86,6 +86,10 @@ class BatchedCore:
             else np.tile(np.linspace(0.0, 1.0, 11), (self.N, 1))
         )
         self._hour: np.ndarray | None = None
+        # Set keep_tick_load to have every tick leave a copy of the apps' load states (B, A)
+        # as its kernel used them in tick_load_z (for recorders; off by default).
+        self.keep_tick_load = False
+        self.tick_load_z: np.ndarray | None = None
         self.edge_obs_dim = self.edge_encoder.spec.dim
         self.edge_bounds = spec_bounds(self.edge_encoder)
         self.cloud_obs_dim = self.cloud_encoder.spec.dim

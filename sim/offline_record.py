@@ -10,13 +10,10 @@ site decides its containers, when it leaves, and every container's CPU demand at
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
-import sim.tick
 from hierarchy.actions import CLOUD_FIRST_SITE, CLOUD_POOL, CLOUD_REJECT
 from hierarchy.scenario import Scenario
 from sim.core import BatchedCore
@@ -77,29 +74,10 @@ def _cloud_anything(mask: np.ndarray) -> int:
     return CLOUD_FIRST_SITE + int(sites[0]) if sites.size else CLOUD_REJECT
 
 
-@contextmanager
-def _load_state_before_admission(z_at: list[np.ndarray]) -> Iterator[None]:
-    """Collect each tick's app load states as its kernel used them.
-
-    The tick admits new apps after its kernel, into the slots of apps that just left, which
-    overwrites their state: so it is read just before the admission.
-    """
-    admit = sim.tick.admit_arrivals
-
-    def spy(core: BatchedCore, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
-        z_at.append(core.st.a_z[0].copy())
-        admit(core, *args, **kwargs)
-
-    sim.tick.admit_arrivals = spy
-    try:
-        yield
-    finally:
-        sim.tick.admit_arrivals = admit
-
-
 def record_episode(scenario: Scenario, seed: int) -> RecordedEpisode:
     """Run the episode of `seed` once (offloading everything) and record its workload."""
     core = BatchedCore(scenario, batch_size=1, seed=seed, record_metrics=False)
+    core.keep_tick_load = True
     st = core.st
     ticks = int(round(core.horizon_s / core.dt_s))
     offload = core.edge_layout.encode_offload(0)
@@ -110,27 +88,24 @@ def record_episode(scenario: Scenario, seed: int) -> RecordedEpisode:
     hour_at: list[float] = [0.0]
     instant = 0
     fresh = False  # the queues hold what arrived with the tick just run
-    with _load_state_before_admission(z_at):
-        while True:
-            if fresh:
-                _admit(core, instant, apps, order, owner)
-                fresh = False
-            edge = np.where(core.edge_view.pending, offload, 0)
-            cloud = np.where(core.cloud_view.pending, _cloud_anything(core.cloud_mask[0]), 0)
-            out = core.step(edge, cloud)
-            if out.advanced[0]:
-                instant += 1
-                hour_at.append(float(core.hour[0]))
-                for slot, idx in list(owner.items()):
-                    if not st.a_active[0, slot]:
-                        apps[idx].last_tick, apps[idx].departs = instant, True
-                        del owner[slot]
-                fresh = True
-            if out.truncated[0]:
-                break
-    if len(z_at) != len(hour_at):
-        raise RuntimeError("offline recorder: sim.tick no longer admits arrivals through "
-                           "admit_arrivals, so the tick's load state cannot be read")
+    while True:
+        if fresh:
+            _admit(core, instant, apps, order, owner)
+            fresh = False
+        edge = np.where(core.edge_view.pending, offload, 0)
+        cloud = np.where(core.cloud_view.pending, _cloud_anything(core.cloud_mask[0]), 0)
+        out = core.step(edge, cloud)
+        if out.advanced[0]:
+            instant += 1
+            hour_at.append(float(core.hour[0]))
+            z_at.append(core.tick_load_z[0].copy())
+            for slot, idx in list(owner.items()):
+                if not st.a_active[0, slot]:
+                    apps[idx].last_tick, apps[idx].departs = instant, True
+                    del owner[slot]
+            fresh = True
+        if out.truncated[0]:
+            break
     # The queues hold what arrived with the last tick: never decided within the horizon.
     for idx in owner.values():
         apps[idx].last_tick = ticks

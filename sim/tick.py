@@ -60,4 +60,8 @@ def advance_time(core: BatchedCore, advanced: np.ndarray, terms: np.ndarray) -> 
         sc.network.user_bytes_per_request, sc.workload.apps.data_bytes_per_request,
         core.record_metrics,
     )
+    if core.keep_tick_load:
+        # The apps' load states as this tick used them: admission below reuses the slots
+        # of apps that just left (the offline recorder reads them here).
+        core.tick_load_z = st.a_z.copy()
     admit_arrivals(core, arrivals, terms)
