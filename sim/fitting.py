@@ -35,6 +35,8 @@ from typing import IO, Any
 import numpy as np
 import yaml
 
+from hierarchy.traces.arrival_sources import parse_azure_line
+
 # ---------------------------------------------------------------------------------------------
 # Constants (documented modelling choices)
 # ---------------------------------------------------------------------------------------------
@@ -218,22 +220,11 @@ def index_of_dispersion(counts: np.ndarray) -> float:
 def parse_arrival_line(line: str) -> tuple[int, list[list[str]]]:
     """Parse ``"<t_s> a,b,|,c,|,"`` into ``(t_s, [[flavours of batch 1], [batch 2], ...])``.
 
-    ``|`` ends one tenant's batch; a trailing batch without ``|`` is kept too.
+    ``|`` ends one tenant's batch; a trailing batch without ``|`` is kept too (the parser is
+    the trace converters', hierarchy.traces).
     """
-    head, _, rest = line.strip().partition(" ")
-    batches: list[list[str]] = []
-    cur: list[str] = []
-    for tok in rest.strip().split(","):
-        tok = tok.strip()
-        if tok == "|":
-            if cur:
-                batches.append(cur)
-            cur = []
-        elif tok:
-            cur.append(tok)
-    if cur:
-        batches.append(cur)
-    return int(head), batches
+    t_s, batches = parse_azure_line(line)
+    return int(t_s), batches
 
 
 @dataclass
