@@ -2,12 +2,14 @@
 
     hierarchy scenarios
     hierarchy evaluate --scenario small --policies all --episodes 3 --out results/small
+    hierarchy demo --scenario small --sites 2 --duration 10
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -33,6 +35,16 @@ def _override(text: str) -> tuple[str, Any]:
             f"expected KEY=VALUE (e.g. time.horizon_s=3600), got {text!r}"
         )
     return key.strip(), yaml.safe_load(value)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -88,7 +100,66 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override a scenario field by dotted path, e.g. "
                     "--set workload.load_factor=1.5 (repeatable)")
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_demo_parser(sub)
     return parser
+
+
+def _add_demo_parser(sub: Any) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="run the live hierarchy on this machine: broker, cloud agent, edge agents, "
+        "workload",
+        description="Start everything on this machine, with nothing to start by hand: an "
+        "MQTT broker (Mosquitto, on a free loopback port), the cloud agent (REST on "
+        "127.0.0.1, its address printed), one edge agent per site on the simulated backend, "
+        "and a workload source replaying the scenario's generated apps as placement requests "
+        "(one per container). Shows live progress, stops by itself after --duration seconds "
+        "(plus at most 5 s for the last decisions), and prints a summary per site. Ctrl-C "
+        "stops it cleanly.",
+        epilog="Needs Mosquitto (apt-get install mosquitto, brew install mosquitto), or "
+        "HIERARCHY_MOSQUITTO set to its path, and the agents' extras "
+        '(pip install "hierarchy[agents,sim]").')
+    demo.add_argument("--scenario", default="default", metavar="NAME|PATH",
+                      help="a scenario name (see `hierarchy scenarios`) or a YAML file "
+                      "(default: default)")
+    demo.add_argument("--sites", type=_positive_int, default=None, metavar="N",
+                      help="edge sites to run (the scenario's first N; default: all)")
+    demo.add_argument("--duration", type=_positive_float, default=20.0, metavar="S",
+                      help="seconds the workload source sends for (default: 20)")
+    demo.add_argument("--speed", type=_positive_float, default=600.0, metavar="X",
+                      help="simulated seconds per real second: scales the scenario's arrival "
+                      "rate and the containers' lifetimes (default: 600)")
+    demo.add_argument("--rate", type=_positive_float, default=None, metavar="R",
+                      help="send R requests per second in all instead of the scenario's rate")
+    demo.add_argument("--http", default=None, metavar="HOST:PORT",
+                      help="the cloud agent's REST address (default: a free port on 127.0.0.1)")
+    demo.add_argument("--policy", default="power-aware", metavar="NAME",
+                      help="the edge agents' policy (default: power-aware)")
+    demo.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import logging
+
+    from hierarchy.demo import DemoError, DemoOptions, run_demo
+
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops it as cleanly as Ctrl-C
+    try:
+        report = run_demo(DemoOptions(
+            scenario=args.scenario, sites=args.sites, duration_s=args.duration,
+            speed=args.speed, rate_rps=args.rate, http=args.http, policy=args.policy,
+            seed=args.seed))
+    except DemoError as exc:
+        raise CliError(str(exc)) from None
+    if report.interrupted:
+        return 130
+    return 0 if not report.undecided and not report.duplicated else 1
 
 
 def cmd_scenarios() -> int:
@@ -150,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "scenarios":
             return cmd_scenarios()
+        if args.command == "demo":
+            return cmd_demo(args)
         return cmd_evaluate(args, argv)
     except CliError as exc:
         print(f"hierarchy: error: {exc}", file=sys.stderr)

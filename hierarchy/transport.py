@@ -190,6 +190,7 @@ class MqttTransport:
         if self.status is not None and self.connected:
             info = self.publish(self.status.topic, self.status.offline, qos=1, retain=True)
             _wait_published(info, timeout_s)
+        self._connected.clear()  # a disconnect we asked for is no warning
         self.client.disconnect()
         self.client.loop_stop()
         self._connected.clear()

@@ -1,0 +1,299 @@
+"""The live edge agent's speed: in-process decisions, request -> decision over MQTT, throughput.
+
+    python benchmarks/runtime.py            # about a minute
+    python benchmarks/runtime.py --quick    # about 20 s
+
+Measures, in one run, on loopback only (an embedded Mosquitto, `hierarchy.broker`):
+1. in-process decision latency (no broker): the edge agent's own request handler on one
+   request -- validate, look the id up, view -> encoder and mask -> policy -> guard -> place,
+   record the decision and its outgoing message in SQLite, one commit per request (the agent
+   commits once per batch, so this is its worst case);
+2. the broker's own QoS 1 round trip: one client (the agents' `MqttTransport`: same paho
+   settings, TCP_NODELAY) publishes to a topic it subscribes to, one message at a time;
+3. end-to-end request -> decision latency through the broker, one request at a time, with
+   the edge agent in its own process (`edge-agent`), and its ratio to (2);
+4. sustained decisions per second of that one edge agent: the load generator publishes at a
+   fixed rate for a few seconds per step, rates increasing; a rate is sustained when the
+   decisions keep up (>= 97% decided within the step, the rest within 1 s after it).
+
+Requests are small (0.01 cores, short lifetimes) so the site never fills up: every request
+is placed, none offloaded (no cloud agent runs), and the figures are the agent's, not the
+site's capacity. Say where it ran: the broker, the generator and the agent share the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.agent import EdgeAgent
+from edge_agent.backends.base import Placement
+from edge_agent.config import EdgeConfig
+from hierarchy import protocol as p
+from hierarchy.broker import EmbeddedBroker
+from hierarchy.transport import BrokerConfig, Incoming, MqttTransport
+
+SCENARIO = "default"
+SITE = "edge-0"
+
+
+def request(rid: str) -> p.Request:
+    # Lifetimes in simulated seconds; the agent runs at --speed 1000, so 1 s lasts 1 ms.
+    return p.Request(request_id=rid, app="bench", container=rid, cpu_cores=0.01,
+                     mem_gib=0.01, slo_ms=100.0, lifetime_s=1.0)
+
+
+def pct(values: list[float]) -> tuple[float, float]:
+    p50, p99 = np.percentile(values, [50, 99])
+    return float(p50), float(p99)
+
+
+# --- 1. in process ---------------------------------------------------------------------------
+
+
+def bench_in_process(tmp: Path, n: int) -> dict[str, float]:
+    agent = EdgeAgent(EdgeConfig(site=SITE, broker="mqtt://127.0.0.1:1", scenario=SCENARIO,
+                                 speed=1000.0, store=tmp / "inproc.sqlite3"))
+    topic = p.requests_topic(SITE)
+    times: list[float] = []
+    try:
+        for i in range(n + 200):
+            msg = Incoming(topic, request(f"in-{i}").to_bytes(), 1, False, i + 1)
+            t0 = time.perf_counter()
+            with agent.store.transaction():
+                agent._on_request(msg, [])  # the agent's request handler, minus MQTT
+            t1 = time.perf_counter()
+            agent.backend.advance()  # what the loop does between batches: releases
+            if i >= 200:  # warm-up
+                times.append((t1 - t0) * 1e6)
+        counts = dict(agent.counts)
+        # The decision alone: view -> encoder, mask -> policy -> guard -> place, no SQLite.
+        decide: list[float] = []
+        for i in range(n + 200):
+            req = request(f"d-{i}")
+            t0 = time.perf_counter()
+            view = agent.decider.view(req, 0.0, 1.0, agent.peers)
+            choice = agent.decider.choose(req, view)
+            if choice.kind == "place":
+                agent.backend.place(Placement(
+                    key=req.request_id, app=req.app, container=req.container,
+                    node=choice.node, cpu_cores=choice.cpu_cores, mem_gib=choice.mem_gib,
+                    lifetime_s=req.lifetime_s))
+            t1 = time.perf_counter()
+            agent.backend.advance()
+            if i >= 200:
+                decide.append((t1 - t0) * 1e6)
+    finally:
+        agent.store.close()
+        agent.backend.close()
+    p50, p99 = pct(times)
+    d50, d99 = pct(decide)
+    return {"p50_us": p50, "p99_us": p99, "decide_p50_us": d50, "decide_p99_us": d99,
+            "n": float(n), "placed": float(counts["placed"])}
+
+
+# --- MQTT helpers ----------------------------------------------------------------------------
+
+
+class Client:
+    """A `MqttTransport` that timestamps every message it receives."""
+
+    def __init__(self, url: str, subscriptions: list[str]) -> None:
+        self.cond = threading.Condition()
+        self.received: dict[str, float] = {}  # key -> perf_counter at receipt
+        self.marker = f"hierarchy/bench/{uuid.uuid4().hex}"
+        self.transport = MqttTransport(
+            BrokerConfig.from_url(url), client_id=f"bench-{uuid.uuid4().hex[:8]}",
+            on_message=self._on_message,
+            subscriptions=[(t, 1) for t in [*subscriptions, self.marker]])
+        self.transport.start()
+        if not self.transport.wait_connected(5.0):
+            raise RuntimeError(f"could not connect to {url}")
+        self.transport.publish(self.marker, b"ready", qos=1)
+        self.wait_for("ready", 5.0)
+
+    def _on_message(self, msg: Incoming) -> None:
+        now = time.perf_counter()
+        if msg.topic.endswith("/decisions"):
+            key = msg.payload.split(b'"request_id":"', 1)[1].split(b'"', 1)[0].decode()
+        else:
+            key = msg.payload.decode()
+        with self.cond:
+            self.received[key] = now
+            self.cond.notify_all()
+
+    def wait_for(self, key: str, timeout_s: float) -> float:
+        deadline = time.monotonic() + timeout_s
+        with self.cond:
+            while key not in self.received:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no answer for {key} within {timeout_s} s")
+                self.cond.wait(left)
+            return self.received[key]
+
+    def count(self) -> int:
+        with self.cond:
+            return len(self.received)
+
+    def close(self) -> None:
+        self.transport.stop()
+
+
+# --- 2. broker round trip --------------------------------------------------------------------
+
+
+def bench_broker_rtt(url: str, n: int) -> dict[str, float]:
+    client = Client(url, [])
+    try:
+        times = []
+        for i in range(n + 100):
+            key = f"ping-{i}"
+            t0 = time.perf_counter()
+            client.transport.publish(client.marker, key.encode(), qos=1)
+            t1 = client.wait_for(key, 5.0)
+            if i >= 100:
+                times.append((t1 - t0) * 1e3)
+    finally:
+        client.close()
+    p50, p99 = pct(times)
+    return {"p50_ms": p50, "p99_ms": p99, "n": float(n)}
+
+
+# --- 3 and 4. through the edge agent ---------------------------------------------------------
+
+
+def start_agent(url: str, tmp: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "edge_agent", "--site", SITE, "--broker", url,
+           "--scenario", SCENARIO, "--speed", "1000", "--store", str(tmp / "agent.sqlite3"),
+           "--log-level", "WARNING"]
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+
+
+def wait_agent_serving(client: Client, timeout_s: float = 30.0) -> None:
+    topic = p.requests_topic(SITE)
+    deadline = time.monotonic() + timeout_s
+    i = 0
+    while time.monotonic() < deadline:
+        rid = f"hello-{i}"
+        client.transport.publish(topic, request(rid).to_bytes(), qos=1)
+        try:
+            client.wait_for(rid, 1.0)
+            return
+        except TimeoutError:
+            i += 1
+    raise RuntimeError("the edge agent did not answer within 30 s")
+
+
+def bench_end_to_end(client: Client, n: int) -> dict[str, float]:
+    topic = p.requests_topic(SITE)
+    times = []
+    for i in range(n + 100):
+        rid = f"e2e-{i}"
+        t0 = time.perf_counter()
+        client.transport.publish(topic, request(rid).to_bytes(), qos=1)
+        t1 = client.wait_for(rid, 10.0)
+        if i >= 100:
+            times.append((t1 - t0) * 1e3)
+    p50, p99 = pct(times)
+    return {"p50_ms": p50, "p99_ms": p99, "n": float(n)}
+
+
+def bench_rate(client: Client, rate: float, seconds: float, tag: str) -> dict[str, float]:
+    """Publish at `rate` per second for `seconds`; how many decisions kept up."""
+    topic = p.requests_topic(SITE)
+    payloads = [request(f"{tag}-{i}").to_bytes() for i in range(int(rate * seconds))]
+    before = client.count()
+    start = time.perf_counter()
+    sent = 0
+    while sent < len(payloads):
+        due = min(len(payloads), int((time.perf_counter() - start) * rate) + 1)
+        while sent < due:
+            client.transport.publish(topic, payloads[sent], qos=1)
+            sent += 1
+        time.sleep(0.001)
+    end = time.perf_counter()
+    in_time = client.count() - before
+    deadline = time.monotonic() + 1.0
+    while client.count() - before < sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    done = client.count() - before
+    last = max((client.received[f"{tag}-{i}"] for i in range(sent)
+                if f"{tag}-{i}" in client.received), default=end)
+    return {"rate": rate, "sent_rate": sent / (end - start), "sent": float(sent),
+            "in_time": float(in_time), "done": float(done),
+            "decided_rate": done / max(last - start, 1e-9),
+            "kept_up": float(in_time >= 0.97 * sent and done == sent)}
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer samples, shorter steps")
+    args = ap.parse_args(argv)
+    n_in, n_rtt, step_s = (2000, 500, 1.5) if args.quick else (5000, 2000, 3.0)
+    rates = [500, 1000, 2000, 3000, 4000, 6000]
+    print(f"runtime benchmark on {os.cpu_count()} CPU(s): broker, load generator and edge "
+          "agent share them; loopback only", flush=True)
+    with tempfile.TemporaryDirectory(prefix="hierarchy-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        inproc = bench_in_process(tmp, n_in)
+        print(f"  in-process: {inproc['decide_p50_us']:.0f} / {inproc['decide_p99_us']:.0f} us "
+              f"(decision), {inproc['p50_us']:.0f} / {inproc['p99_us']:.0f} us (handler)",
+              flush=True)
+        with EmbeddedBroker(tmp) as broker:
+            rtt = bench_broker_rtt(broker.url, n_rtt)
+            print(f"  broker RTT: {rtt['p50_ms']:.3f} / {rtt['p99_ms']:.3f} ms", flush=True)
+            agent = start_agent(broker.url, tmp)
+            client = Client(broker.url, [p.decisions_topic(SITE)])
+            try:
+                wait_agent_serving(client)
+                e2e = bench_end_to_end(client, n_rtt)
+                print(f"  end to end: {e2e['p50_ms']:.3f} / {e2e['p99_ms']:.3f} ms", flush=True)
+                steps = []
+                for rate in rates:
+                    step = bench_rate(client, rate, step_s, f"r{rate}")
+                    steps.append(step)
+                    print(f"  {rate:5d}/s offered: sent {step['sent_rate']:.0f}/s, decided "
+                          f"{step['decided_rate']:.0f}/s, kept up: {bool(step['kept_up'])}",
+                          flush=True)
+                    if not step["kept_up"]:
+                        break
+            finally:
+                client.close()
+                agent.terminate()
+                agent.wait(10)
+    sustained = max((s["rate"] for s in steps if s["kept_up"]), default=0.0)
+    peak = max(s["decided_rate"] for s in steps)
+    print()
+    print("| measure | p50 | p99 |")
+    print("|---|---|---|")
+    print(f"| in-process decision alone (view, encode, policy, guard, place), n={n_in} | "
+          f"{inproc['decide_p50_us']:.0f} us | {inproc['decide_p99_us']:.0f} us |")
+    print(f"| in-process request handler (validate + decide + SQLite commit), n={n_in} | "
+          f"{inproc['p50_us']:.0f} us | {inproc['p99_us']:.0f} us |")
+    print(f"| broker QoS 1 round trip (same client), n={n_rtt} | {rtt['p50_ms']:.3f} ms | "
+          f"{rtt['p99_ms']:.3f} ms |")
+    print(f"| request -> decision through the broker, n={n_rtt} | {e2e['p50_ms']:.3f} ms | "
+          f"{e2e['p99_ms']:.3f} ms |")
+    print(f"| end to end / broker round trip | {e2e['p50_ms'] / rtt['p50_ms']:.1f}x | "
+          f"{e2e['p99_ms'] / rtt['p99_ms']:.1f}x |")
+    print()
+    print(f"sustained: {sustained:.0f} decisions/s (highest offered rate kept up, steps of "
+          f"{step_s:g} s); peak decided rate seen: {peak:.0f}/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
