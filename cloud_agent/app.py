@@ -42,7 +42,7 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
         if config.advertise:
             info = service_info(
                 f"hierarchy-cloud-{socket.gethostname()}", config.http_host, config.http_port,
-                config.advertised_broker or config.broker, config.rest_url)
+                config.advertised_broker or config.broker, config.rest_url, config.hierarchy)
             advertiser = AsyncAdvertiser(info, config.discovery_interfaces)
             try:
                 await advertiser.start()

@@ -30,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--advertised-broker", metavar="URL",
                     help="broker URL announced to edge agents (default: --broker)")
     ap.add_argument("--no-advertise", action="store_true", help="do not announce with zeroconf")
+    ap.add_argument("--hierarchy", metavar="NAME",
+                    help="name announced with zeroconf; edge agents join only theirs "
+                    "(default: default)")
     ap.add_argument("--discovery-interface", action="append", dest="discovery_interfaces",
                     metavar="ADDR", help="address zeroconf binds to (repeatable; default all)")
     ap.add_argument("--username", help="MQTT user name")
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         "broker": args.broker, "scenario": args.scenario, "speed": args.speed,
         "advertised_broker": args.advertised_broker,
         "discovery_interfaces": args.discovery_interfaces, "log_level": args.log_level,
+        "hierarchy": args.hierarchy,
     }
     try:
         if args.http:

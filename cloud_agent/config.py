@@ -32,6 +32,8 @@ class CloudConfig(BaseModel):
     status_interval_s: float = Field(default=5.0, gt=0, description="cloud status period, s")
     decisions_kept: int = Field(default=10_000, ge=1, description="decisions /decisions keeps")
     advertise: bool = Field(default=True, description="announce the hierarchy with zeroconf")
+    hierarchy: str = Field(default="default", min_length=1, max_length=60,
+                           description="name of this hierarchy, announced with zeroconf")
     discovery_interfaces: list[str] | None = Field(
         default=None, description="addresses zeroconf binds to (default: all interfaces)")
     advertised_broker: str | None = Field(

@@ -115,7 +115,7 @@ class EdgeAgent:
         while not self._stop.is_set():
             log.info("no broker configured: looking for the hierarchy with zeroconf")
             found = discover(self.config.discovery_timeout_s, self.config.discovery_interfaces,
-                             stop=self._stop)
+                             stop=self._stop, hierarchy=self.config.hierarchy)
             if found is not None and found.broker:
                 log.info("found %s: broker %s", found.name, found.broker)
                 return found.broker

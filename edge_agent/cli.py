@@ -37,6 +37,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--username", help="MQTT user name")
     ap.add_argument("--telemetry-interval", type=float, dest="telemetry_interval_s",
                     metavar="S", help="telemetry period in seconds (default 5)")
+    ap.add_argument("--hierarchy", metavar="NAME",
+                    help="the hierarchy to join when finding it with zeroconf (default: default)")
     ap.add_argument("--discovery-interface", action="append", dest="discovery_interfaces",
                     metavar="ADDR", help="address zeroconf binds to (repeatable; default all)")
     ap.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")

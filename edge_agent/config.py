@@ -47,6 +47,8 @@ class EdgeConfig(BaseModel):
     decision_retention_s: float = Field(
         default=7 * 86400.0, gt=0, description="how long decided request ids are remembered")
     discovery_timeout_s: float = Field(default=10.0, gt=0, description="zeroconf wait, s")
+    hierarchy: str = Field(default="default", min_length=1, max_length=60,
+                           description="the hierarchy to join when finding it with zeroconf")
     discovery_interfaces: list[str] | None = Field(
         default=None, description="addresses zeroconf binds to (default: all interfaces)")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")

@@ -28,16 +28,24 @@ class Found:
     """One advertised hierarchy."""
 
     name: str
+    hierarchy: str  # the hierarchy's name: agents join only their own
     broker: str | None  # mqtt://host:port
     rest: str | None  # http://host:port
     addresses: tuple[str, ...]
     port: int
 
 
+DEFAULT_HIERARCHY = "default"
+
+
 def service_info(instance: str, host: str, port: int, broker_url: str,
-                 rest_url: str | None) -> ServiceInfo:
-    """The record the cloud agent announces: `instance._hierarchy._tcp.local.` at host:port."""
-    props = {"broker": broker_url, "version": TXT_VERSION}
+                 rest_url: str | None, hierarchy: str = DEFAULT_HIERARCHY) -> ServiceInfo:
+    """The record the cloud agent announces: `instance._hierarchy._tcp.local.` at host:port.
+
+    `hierarchy` names the deployment, so that edge agents on a network shared by several
+    hierarchies (or holding a stale record of a dead coordinator) join only their own.
+    """
+    props = {"broker": broker_url, "version": TXT_VERSION, "hierarchy": hierarchy}
     if rest_url:
         props["rest"] = rest_url
     safe = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in instance)[:60] or "cloud"
@@ -66,7 +74,8 @@ def _found(info: ServiceInfo) -> Found:
         (v.decode() if isinstance(v, bytes) else v)
         for k, v in (info.properties or {}).items()
     }
-    return Found(name=info.name, broker=props.get("broker"), rest=props.get("rest"),
+    return Found(name=info.name, hierarchy=str(props.get("hierarchy") or DEFAULT_HIERARCHY),
+                 broker=props.get("broker"), rest=props.get("rest"),
                  addresses=tuple(info.parsed_addresses()), port=info.port or 0)
 
 
@@ -104,8 +113,10 @@ class Advertiser:
 
 
 def discover(timeout_s: float = 5.0, interfaces: list[str] | None = None,
-             stop: threading.Event | None = None) -> Found | None:
-    """The first hierarchy announced within `timeout_s` (with a broker URL), else None.
+             stop: threading.Event | None = None,
+             hierarchy: str = DEFAULT_HIERARCHY) -> Found | None:
+    """The first announcement of hierarchy `hierarchy` within `timeout_s` (with a broker URL),
+    else None. Announcements of other hierarchies are ignored.
 
     Returns None early when `stop` is set."""
     zc = _zeroconf(interfaces)
@@ -133,7 +144,7 @@ def discover(timeout_s: float = 5.0, interfaces: list[str] | None = None,
                 info = zc.get_service_info(SERVICE_TYPE, name, timeout=min(remaining_ms, 3000))
                 if info is not None:
                     found = _found(info)
-                    if found.broker:
+                    if found.broker and found.hierarchy == hierarchy:
                         return found
         return None
     finally:

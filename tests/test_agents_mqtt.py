@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -330,14 +331,17 @@ def test_status_shows_sites_online_then_offline_by_clean_stop_and_by_last_will(
 
 def test_an_edge_agent_finds_the_broker_with_zeroconf(broker: Broker, tmp_path: Path) -> None:
     http_port = free_port()
+    # A name of this test's own: records of other hierarchies (another test run, or a killed
+    # coordinator whose record has not expired) must not be joined.
+    name = f"test-{uuid.uuid4().hex[:12]}"
     cloud = _spawn(["-m", "cloud_agent", "--broker", broker.url, "--http",
-                    f"127.0.0.1:{http_port}", "--scenario", SCENARIO,
+                    f"127.0.0.1:{http_port}", "--scenario", SCENARIO, "--hierarchy", name,
                     "--discovery-interface", "127.0.0.1"], tmp_path / "cloud.log")
     edge = None
     try:
         # No --broker: the edge agent browses _hierarchy._tcp.local. on loopback.
-        edge = _spawn(_edge_args("edge-0", tmp_path, "--discovery-interface", "127.0.0.1"),
-                      tmp_path / "edge.log")
+        edge = _spawn(_edge_args("edge-0", tmp_path, "--discovery-interface", "127.0.0.1",
+                                 "--hierarchy", name), tmp_path / "edge.log")
 
         def edge_online() -> bool:
             try:
