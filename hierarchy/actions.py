@@ -49,6 +49,8 @@ class EdgeActionLayout:
         self, action: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Split actions (any shape) into (kind, node, size, headroom); -1 where unused."""
+        if np.ndim(action) == 0:
+            return tuple(np.asarray(v) for v in self._decode_one(int(action)))  # type: ignore[return-value]
         action = np.asarray(action, dtype=np.int64)
         rest = action - 1
         headroom = np.where(action > 0, rest // self.placements, -1)
@@ -58,6 +60,16 @@ class EdgeActionLayout:
         node = np.where(kind == EDGE_PLACE, j // self.sizes, -1)
         size = np.where(kind == EDGE_PLACE, j % self.sizes, -1)
         return kind, node, size, headroom
+
+    def _decode_one(self, action: int) -> tuple[int, int, int, int]:
+        """decode() for one action in plain integers (one gateway decision at a time)."""
+        if action <= 0:
+            return EDGE_NOOP, -1, -1, -1
+        headroom, j = divmod(action - 1, self.placements)
+        if j == self.nodes * self.sizes:
+            return EDGE_OFFLOAD, -1, -1, headroom
+        node, size = divmod(j, self.sizes)
+        return EDGE_PLACE, node, size, headroom
 
     def mask_from_placements(self, placement_ok: np.ndarray, pending: np.ndarray) -> np.ndarray:
         """Full int8 mask from a (..., nodes, sizes) placement mask; offload always allowed.

@@ -262,6 +262,8 @@ def _flat(x: np.ndarray, lead: tuple[int, ...], dtype: type, tail: tuple[int, ..
     if (type(x) is np.ndarray and x.shape == shape and x.dtype == dtype
             and x.flags.c_contiguous):
         return x.reshape((-1, *tail))  # the common case in the simulator: no copy
+    if not shape and not isinstance(x, np.ndarray):
+        return np.array([x], dtype=dtype)  # one site's scalar (the live edge agent)
     arr = np.asarray(x)
     if arr.shape != shape:
         arr = np.broadcast_to(arr, shape)

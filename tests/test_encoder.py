@@ -89,3 +89,13 @@ def test_power_delta_of_a_sleeping_node_includes_waking() -> None:
                           np.array([[2.0], [2.0]]))
     # Half the cores' worth of load on a linear 10..20 W node adds 5 W; waking adds 9 W.
     np.testing.assert_allclose(delta[:, 0], [14.0, 5.0])
+
+
+def test_scalar_decode_matches_vector_decode() -> None:
+    from hierarchy.actions import EdgeActionLayout
+
+    layout = EdgeActionLayout(nodes=8, sizes=3, headrooms=4)
+    vector = layout.decode(np.arange(layout.n))
+    for action in range(layout.n):
+        one = layout.decode(action)
+        assert [int(v) for v in one] == [int(part[action]) for part in vector]
