@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                    description="List the scenarios found in the scenario directories "
                    "($HIERARCHY_SCENARIOS first, then the package's scenarios/).")
 
+    sub.add_parser("features", add_help=False,
+                   help="per-container behaviour features, classes and example plots "
+                   "(see `hierarchy features --help`)")
     sub.add_parser("workload", add_help=False,
                    help="convert public traces to hierarchy's formats "
                    "(see `hierarchy workload convert --help`)")
@@ -217,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["workload"]:
         return cmd_workload(argv[1:])
+    if argv[:1] == ["features"]:
+        from hierarchy.features.report import main as features_main
+
+        return features_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "scenarios":

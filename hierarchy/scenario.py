@@ -312,7 +312,9 @@ def scenario_dirs() -> list[Path]:
     dirs = []
     if env := os.environ.get("HIERARCHY_SCENARIOS"):
         dirs.append(Path(env))
-    dirs.append(Path(__file__).resolve().parent.parent / "scenarios")
+    # Shipped with the package (the repository's top-level scenarios/ links here), so an
+    # installed gateway finds them as a checkout does.
+    dirs.append(Path(__file__).resolve().parent / "scenarios")
     return dirs
 
 
