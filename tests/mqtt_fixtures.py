@@ -10,10 +10,6 @@ another).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -24,77 +20,21 @@ from typing import Any
 
 import pytest
 
+from hierarchy.broker import EmbeddedBroker, find_mosquitto, free_port  # noqa: F401 (re-exported)
 from hierarchy.transport import BrokerConfig, Incoming, MqttTransport
-
-_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
 
 
 def mosquitto_binary() -> str | None:
-    if env := os.environ.get("HIERARCHY_MOSQUITTO"):
-        return env if Path(env).is_file() else None
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    return next((c for c in _CANDIDATES if Path(c).is_file()), None)
+    return find_mosquitto()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.01)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
-
-
-class Broker:
-    """A mosquitto process on 127.0.0.1:`port`."""
+class Broker(EmbeddedBroker):
+    """The product's throwaway Mosquitto (hierarchy.broker), started on creation; `stop()`
+    then `start()` restarts it on the same port (a broker outage)."""
 
     def __init__(self, binary: str, workdir: Path) -> None:
-        self.binary = binary
-        self.workdir = workdir
-        self.port = free_port()
-        self.host = "127.0.0.1"
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            "set_tcp_nodelay true\n"
-            "max_queued_messages 100000\n"
-            "max_inflight_messages 1000\n"
-            "log_dest stderr\n"
-            "log_type error\n"
-            "log_type warning\n"
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(workdir, binary)
         self.start()
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
 
 
 @pytest.fixture(name="broker")
