@@ -1,8 +1,8 @@
 """Do the behaviour features help? Predict a container's next-window p95 CPU.
 
-    python benchmarks/features_predict.py --data ../shared/data            # Bitbrains, 7 days
+    python benchmarks/features_predict.py                 # data/public: Bitbrains, 7 days
     python benchmarks/features_predict.py --usage data/traces/bitbrains_rnd_vm01-25_2days.csv.gz
-    python benchmarks/features_predict.py --data ../shared/data --window-h 6
+    python benchmarks/features_predict.py --window-h 6
 
 At decision times every ``--every-h`` hours, each container's target is the p95 of its CPU
 (cores; the order statistic of rank floor(0.95 (n - 1)), as in the features) over the next
@@ -41,6 +41,7 @@ from hierarchy.features.fit_classes import fit as fit_classes
 from hierarchy.traces import UsageSeries, read_usage
 from hierarchy.traces.bitbrains import iter_bitbrains
 from hierarchy.traces.errors import BadRows, ConvertStats
+from hierarchy.traces.public_data import PUBLIC_DATA_DIR
 
 BITBRAINS = "bitbrains/bitbrains_rnd_2013-7_vm01-25_first7days.csv.gz"
 FLOOR = 0.01
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--data", type=Path, help="shared trace folder (uses its Bitbrains slice)")
+    p.add_argument("--data", type=Path, help="folder of the public trace slices (uses its "
+                   "Bitbrains slice; default: data/public, unless only --usage is given)")
     p.add_argument("--usage", type=Path, action="append", default=[],
                    help="a usage-series CSV in hierarchy's format (repeatable)")
     p.add_argument("--history-h", type=float, default=24.0)
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.data is None and not args.usage:
-        p.error("give --data DIR and/or --usage FILE")
+        args.data = PUBLIC_DATA_DIR
     series = load(args)
     pts = {s.container_id: decision_points(s, args.history_h, args.window_h, args.every_h,
                                            args.min_samples) for s in series}

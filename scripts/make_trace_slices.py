@@ -1,8 +1,8 @@
-"""Rebuild the small real-trace slices under ``data/traces/`` from the shared trace folder.
+"""Rebuild the small real-trace slices under ``data/traces/`` from ``data/public/``.
 
 Developer tool (reads only ``--data``)::
 
-    python scripts/make_trace_slices.py --data ../shared/data --out data/traces
+    python scripts/make_trace_slices.py [--data DIR] --out data/traces   # DIR: data/public
 
 Writes, in hierarchy's formats (``docs/traces.md``):
 
@@ -33,11 +33,13 @@ from hierarchy.traces import (
     write_usage,
 )
 from hierarchy.traces.convert import convert
+from hierarchy.traces.public_data import PUBLIC_DATA_DIR
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="the shared trace folder")
+    p.add_argument("--data", type=Path, default=PUBLIC_DATA_DIR,
+                   help="folder of the public trace slices (default: data/public)")
     p.add_argument("--out", type=Path, default=Path("data/traces"))
     p.add_argument("--days", type=float, default=2.0)
     p.add_argument("--services", type=int, default=40)

@@ -2,7 +2,7 @@
 
 A developer tool (it reads only the folders and files it is given)::
 
-    python -m hierarchy.features.fit_classes --data ../shared/data \\
+    python -m hierarchy.features.fit_classes \\
         --out models/behaviour_classes.json [--usage more.csv.gz ...] [--k 6] [--seed 0]
 
 Every usage series found (the Bitbrains slice under ``--data``, the per-instance series of
@@ -35,6 +35,7 @@ from hierarchy.features.classes import (
 from hierarchy.features.kmeans import kmeans
 from hierarchy.traces.bitbrains import iter_bitbrains
 from hierarchy.traces.errors import BadRows, ConvertStats
+from hierarchy.traces.public_data import PUBLIC_DATA_DIR
 from hierarchy.traces.textio import csv_rows
 from hierarchy.traces.usage import UsageSeries, iter_usage_series, read_usage
 
@@ -115,7 +116,9 @@ def fit(feats: np.ndarray, k: int, seed: int, source: str) -> BehaviourClasses:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hierarchy.features.fit_classes",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, help="the shared trace folder (e.g. ../shared/data)")
+    p.add_argument("--data", type=Path,
+                   help="folder of the public trace slices (default: data/public, unless only "
+                   "--usage is given)")
     p.add_argument("--usage", type=Path, action="append", default=[],
                    help="a usage-series CSV in hierarchy's format (repeatable)")
     p.add_argument("--out", type=Path, default=DEFAULT_PATH, help="output JSON (%(default)s)")
@@ -126,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--min-samples", type=int, default=24,
                    help="fewest samples in a window (%(default)s)")
     args = p.parse_args(argv)
+    if args.data is None and not args.usage:
+        args.data = PUBLIC_DATA_DIR
     sources: list[tuple[str, list[Series]]] = []
     if args.data is not None:
         if (args.data / BITBRAINS).is_file():

@@ -1,6 +1,6 @@
 """Bitbrains GWA-T-12 -> usage series.
 
-Accepts the joined CSV of ``../shared/data/bitbrains`` (header ``vm_id,timestamp_s,...``), an
+Accepts the joined CSV of ``data/public/bitbrains`` (header ``vm_id,timestamp_s,...``), an
 original per-VM file (``Timestamp [ms];<TAB>CPU cores;<TAB>...``, one VM per file, named by VM
 id), or a folder of such files. Mapping (see ``docs/traces.md``): CPU in use is
 ``usage MHz / (capacity MHz / cores)`` cores; memory KB are KiB; throughputs KB/s (KiB/s) become
