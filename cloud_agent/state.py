@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from hierarchy import protocol as p
+from hierarchy.locations import LocationBook
 from hierarchy.scenario import Scenario
 
 
@@ -149,23 +150,11 @@ class CloudPool:
         }
 
 
-class Locations:
-    """Where containers run, (app, container) -> site id or 'cloud', from every decision seen.
-
-    Bounded: the oldest entries are forgotten first."""
+class Locations(LocationBook):
+    """Where containers run, from every decision the cloud sees."""
 
     def __init__(self, max_entries: int = 200_000) -> None:
-        self.max_entries = max_entries
-        self._where: OrderedDict[tuple[str, str], str] = OrderedDict()
-
-    def record(self, app: str, container: str, location: str) -> None:
-        self._where[(app, container)] = location
-        self._where.move_to_end((app, container))
-        while len(self._where) > self.max_entries:
-            self._where.popitem(last=False)
-
-    def where(self, app: str, container: str) -> str | None:
-        return self._where.get((app, container))
+        super().__init__(max_entries)
 
 
 class DecisionLog:

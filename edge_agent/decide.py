@@ -8,7 +8,6 @@ that keep every node within capacity and the site within its power budget, or of
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from edge_agent.backends.base import Backend
 from hierarchy.actions import EDGE_PLACE
+from hierarchy.locations import LocationBook
 from hierarchy.observation import EdgeView
 from hierarchy.policies.base import Policy
 from hierarchy.policies.heuristics import request_size_level
@@ -35,27 +35,18 @@ class Choice:
     reason: str = ""
 
 
-class PeerBook:
-    """Where this site's offloaded containers went: (app, container) -> site id or 'cloud'.
-
-    Bounded: the oldest entries are forgotten first."""
+class PeerBook(LocationBook):
+    """Where this site's offloaded containers went: (app, container) -> site id or 'cloud'."""
 
     def __init__(self, site: str, max_entries: int = 100_000) -> None:
+        super().__init__(max_entries)
         self.site = site
-        self.max_entries = max_entries
-        self._where: OrderedDict[tuple[str, str], str] = OrderedDict()
-
-    def record(self, app: str, container: str, location: str) -> None:
-        self._where[(app, container)] = location
-        self._where.move_to_end((app, container))
-        while len(self._where) > self.max_entries:
-            self._where.popitem(last=False)
 
     def counts(self, app: str, peers: list[str]) -> tuple[int, int]:
         """(peers in the cloud pool, peers on other sites) among `peers`."""
         cloud = other = 0
         for name in peers:
-            where = self._where.get((app, name))
+            where = self.where(app, name)
             if where == CLOUD_LOCATION:
                 cloud += 1
             elif where is not None and where != self.site:
