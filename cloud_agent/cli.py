@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import signal
 import sys
 from typing import Any
 
 from cloud_agent.config import ConfigError, load_config, parse_hostport
+from hierarchy.agent_config import configure_logging, with_mqtt_credentials
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,19 +52,11 @@ def main(argv: list[str] | None = None) -> int:
             overrides["http_host"], overrides["http_port"] = parse_hostport(args.http)
         if args.no_advertise:
             overrides["advertise"] = False
-        config = load_config(args.config, overrides)
-        mqtt: dict[str, Any] = {}
-        if args.username:
-            mqtt["username"] = args.username
-        if os.environ.get("HIERARCHY_MQTT_PASSWORD"):
-            mqtt["password"] = os.environ["HIERARCHY_MQTT_PASSWORD"]
-        if mqtt:
-            config = config.model_copy(update={"mqtt": config.mqtt.model_copy(update=mqtt)})
+        config = with_mqtt_credentials(load_config(args.config, overrides), args.username)
     except ConfigError as exc:
         print(f"cloud-agent: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.log_level)
     import uvicorn  # after parsing: --help stays fast
 
     from cloud_agent.app import create_app

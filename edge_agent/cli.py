@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 from typing import Any
 
 from edge_agent.config import ConfigError, load_config
+from hierarchy.agent_config import configure_logging, with_mqtt_credentials
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,20 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         k: v for k, v in vars(args).items()
         if k not in ("config", "username") and v is not None
     }
-    mqtt: dict[str, Any] = {}
-    if args.username:
-        mqtt["username"] = args.username
-    if os.environ.get("HIERARCHY_MQTT_PASSWORD"):
-        mqtt["password"] = os.environ["HIERARCHY_MQTT_PASSWORD"]
     try:
-        config = load_config(args.config, overrides)
-        if mqtt:
-            config = config.model_copy(update={"mqtt": config.mqtt.model_copy(update=mqtt)})
+        config = with_mqtt_credentials(load_config(args.config, overrides), args.username)
     except ConfigError as exc:
         print(f"edge-agent: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.log_level)
     from edge_agent.agent import EdgeAgent  # after parsing: --help stays fast
 
     try:

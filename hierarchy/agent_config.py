@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -62,3 +64,24 @@ def load_model(model: type[C], path: str | Path | None,
             f"field '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"{origin}: {problems}") from None
+
+
+PASSWORD_ENV = "HIERARCHY_MQTT_PASSWORD"
+
+
+def with_mqtt_credentials(config: C, username: str | None) -> C:
+    """`config` with the MQTT user name from the command line and the password from
+    $HIERARCHY_MQTT_PASSWORD (never from the command line, where `ps` shows it)."""
+    update: dict[str, Any] = {}
+    if username:
+        update["username"] = username
+    if os.environ.get(PASSWORD_ENV):
+        update["password"] = os.environ[PASSWORD_ENV]
+    if not update:
+        return config
+    return config.model_copy(update={"mqtt": config.mqtt.model_copy(update=update)})
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
