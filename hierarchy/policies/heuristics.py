@@ -146,32 +146,30 @@ class FirstFitRule(EdgeRule):
         return np.broadcast_to(-self.node_ids.astype(np.float64), allowed.shape)
 
 
-class MostAllocatedRule(EdgeRule):
+class KubeRequestRule(EdgeRule):
+    """A kube-scheduler score on requested resources (`kube_score`), ties broken at random."""
+
+    kube_score: staticmethod
+
+    def score(self, view: EdgeView, allowed: np.ndarray) -> np.ndarray:
+        cpu, mem = self.pod_request(view)
+        s = self.kube_score(view.node_alloc_cpu, view.node_alloc_mem, view.node_cores,
+                            view.node_mem_gib, cpu, mem)
+        return self.random_ties(s)
+
+
+class MostAllocatedRule(KubeRequestRule):
     """Bin packing: Kubernetes' NodeResourcesFit MostAllocated score (the fullest that fits)."""
 
     name = "most-allocated"
-
-    def score(self, view: EdgeView, allowed: np.ndarray) -> np.ndarray:
-        cpu, mem = self.pod_request(view)
-        s = kube_scores.most_allocated_score(
-            view.node_alloc_cpu, view.node_alloc_mem, view.node_cores, view.node_mem_gib,
-            cpu, mem,
-        )
-        return self.random_ties(s)
+    kube_score = staticmethod(kube_scores.most_allocated_score)
 
 
-class K8sDefaultRule(EdgeRule):
+class K8sDefaultRule(KubeRequestRule):
     """kube-scheduler default resource scoring: LeastAllocated + BalancedAllocation."""
 
     name = "k8s-default"
-
-    def score(self, view: EdgeView, allowed: np.ndarray) -> np.ndarray:
-        cpu, mem = self.pod_request(view)
-        s = kube_scores.k8s_default_score(
-            view.node_alloc_cpu, view.node_alloc_mem, view.node_cores, view.node_mem_gib,
-            cpu, mem,
-        )
-        return self.random_ties(s)
+    kube_score = staticmethod(kube_scores.k8s_default_score)
 
 
 class TargetLoadPackingRule(EdgeRule):
