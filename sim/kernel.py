@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from hierarchy.guard import load_fraction_at
-from sim.latency import RHO_MAX
+from sim.latency import RHO_MAX, critical_path_one
 from sim.state import REJECTED, RUNNING
 from sim.streams import STREAM_ARRIVAL, STREAM_BURST, STREAM_LOAD, normal, uniform
 
@@ -113,6 +113,7 @@ def tick_kernel(
     loc_dyn = np.zeros(n_sites + 1)
     theta = np.ones(n_sites + 1)
     own = np.zeros(k_max)
+    hop = np.zeros(k_max)
     slowest = np.zeros(k_max)
     edge_nodes_cores = 0.0
     for n in range(n_nodes):
@@ -291,21 +292,18 @@ def tick_kernel(
                     own[k] += rtt[loc, data_site]
                     if loc != data_site:
                         wan += reqs * c_inv[b, a, k] * data_bytes
-                slowest[k] = 0.0
-            for k in range(size - 1, 0, -1):
-                p = c_parent[b, a, k]
+            for k in range(1, size):
                 lk = c_loc[b, a, k]
-                lp = c_loc[b, a, p]
-                contrib = c_calls[b, a, k] * (rtt[lk, lp] + own[k] + slowest[k])
-                if contrib > slowest[p]:
-                    slowest[p] = contrib
+                lp = c_loc[b, a, c_parent[b, a, k]]
+                hop[k] = rtt[lk, lp]
                 if lk != lp:
                     wan += reqs * c_inv[b, a, k] * c_bytes[b, a, k]
             entry_loc = c_loc[b, a, 0]
             home = a_home[b, a]
             if entry_loc != home:
                 wan += reqs * user_bytes
-            response = user_rtt[home, entry_loc] + own[0] + slowest[0]
+            response = user_rtt[home, entry_loc] + critical_path_one(
+                own, c_parent[b, a], c_calls[b, a], hop, size, slowest)
             slo = a_slo[b, a]
             response_sum[b] += reqs * response
             if record:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hierarchy.scenario import Scenario
-from sim.latency import critical_path_ms
+from sim.latency import critical_paths_ms
 
 
 @dataclass
@@ -115,7 +115,7 @@ class WorkloadGenerator:
         # SLO: a multiple of the app's ideal response at home (unloaded, co-located) + slack;
         # the users' round trip to their home site is added when the app lands there.
         own = np.where(real, work_ms / (1.0 - level), 0.0)
-        ideal = critical_path_ms(own, parent, calls, np.full((n, k), self.lan_rtt_ms), real)
+        ideal = critical_paths_ms(own, parent, calls, np.full((n, k), self.lan_rtt_ms), size)
         factor = rng.uniform(apps.slo_factor_min, apps.slo_factor_max, n)
         slack = rng.uniform(apps.slo_slack_ms_min, apps.slo_slack_ms_max, n)
         slo_ms = factor * ideal + slack
