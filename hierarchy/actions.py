@@ -71,22 +71,6 @@ class EdgeActionLayout:
         node, size = divmod(j, self.sizes)
         return EDGE_PLACE, node, size, headroom
 
-    def mask_from_placements(self, placement_ok: np.ndarray, pending: np.ndarray) -> np.ndarray:
-        """Full int8 mask from a (..., nodes, sizes) placement mask; offload always allowed.
-
-        Where nothing is pending, only the no-op is allowed.
-        """
-        lead = placement_ok.shape[:-2]
-        per_knob = np.concatenate(
-            [placement_ok.reshape(*lead, self.nodes * self.sizes), np.ones((*lead, 1), bool)],
-            axis=-1,
-        )
-        per_knob &= pending[..., None]
-        full = np.concatenate(
-            [~pending[..., None], np.tile(per_knob, self.headrooms)], axis=-1
-        )
-        return full.astype(np.int8)
-
 
 @dataclass(frozen=True)
 class CloudActionLayout:

@@ -327,6 +327,19 @@ def random_views(rng: np.random.Generator, lead: tuple[int, ...], m: int) -> Edg
     return EdgeView(**kw)
 
 
+def mask_from_placements(layout, placement_ok: np.ndarray, pending: np.ndarray) -> np.ndarray:
+    """A full int8 edge mask from a (..., nodes, sizes) placement mask, laid out as
+    hierarchy.actions says: no-op only when nothing is pending, offload always allowed."""
+    lead = placement_ok.shape[:-2]
+    per_knob = np.concatenate(
+        [placement_ok.reshape(*lead, layout.nodes * layout.sizes), np.ones((*lead, 1), bool)],
+        axis=-1,
+    )
+    per_knob &= pending[..., None]
+    full = np.concatenate([~pending[..., None], np.tile(per_knob, layout.headrooms)], axis=-1)
+    return full.astype(np.int8)
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 3), s=st.integers(1, 3),
        m=st.integers(1, 5))
@@ -336,8 +349,8 @@ def test_every_policy_returns_allowed_actions_and_noop_when_idle(seed, b, s, m) 
     edge, cloud = encoders(nodes=m, sites=s)
     # Random masks: the guard's placement mask is replaced by noise (offload stays allowed).
     placement_ok = rng.random((b, s, m, len(SIZES))) < 0.4
-    mask = edge.layout.mask_from_placements(placement_ok & view.pending[..., None, None],
-                                            view.pending)
+    mask = mask_from_placements(edge.layout, placement_ok & view.pending[..., None, None],
+                                view.pending)
     obs = np.zeros((b, s, 1), np.float32)
     for name in POLICY_NAMES:
         pol = make_policy(name, PolicyContext(edge, cloud, seed=seed))
