@@ -128,8 +128,10 @@ class SiteDecider:
                                              "refuses")
         kind, node, size, head = (int(x) for x in self.layout.decode(np.asarray(action)))
         if kind == EDGE_PLACE:
-            level = self.size_levels[size]
-            return Choice("place", node, size, head, req.cpu_cores * level, req.mem_gib * level)
+            # Fixed levels, or the predicted-p95 level (the request for an unknown service).
+            cpu_frac, mem_frac = (float(f[size]) for f in self.encoder.size_fractions(view))
+            return Choice("place", node, size, head, req.cpu_cores * cpu_frac,
+                          req.mem_gib * mem_frac)
         if req.offloaded_from is not None:
             return self._fallback(req, mask, "forwarded by the cloud: placed here, not offloaded")
         return Choice("offload", headroom=head,
@@ -144,7 +146,8 @@ class SiteDecider:
         offload (reject when the cloud forwarded it here)."""
         lay, knob = self.layout, self.backend.knob()
         at_request = self.size_levels[self.request_size]
-        smaller = [i for i in range(lay.sizes) if self.size_levels[i] < at_request]
+        # The fixed levels only: a predicted level (if the layout has one) is no fallback.
+        smaller = [i for i in range(len(self.size_levels)) if self.size_levels[i] < at_request]
         order = [self.request_size] + sorted(smaller, key=lambda i: -self.size_levels[i])
         for size in order:
             for node in range(lay.nodes):

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import math
 
+from hierarchy.features.online import HISTORY_HALF, MIN_SAMPLES, predicted_size_fracs
 from hierarchy.guard import placement_fits_at, power_delta_at
 from hierarchy.jit import compiled
 
 LOG1P_64 = math.log1p(64.0)
+N_CLASSES = 5  # hierarchy.features.CLASS_NAMES
+# Features of the pending container's service behaviour (EdgeEncoder.spec), when enabled.
+N_BEHAVIOUR = 5 + N_CLASSES
 
 
 @compiled
@@ -40,14 +44,21 @@ def edge_encode_flat(
     hour, site_index, site_power, budget, throttle, queue_fill, knob, wan_rtt, cloud_free,
     pending, cpu_req, mem_req, slo_ms, app_size, k_index, is_entry, calls, peers_here,
     peers_cloud, peers_other, data_here, data_elsewhere,
+    svc_samples, pred_cpu, pred_mem, cpu_cv, behaviour_class,
     exists, asleep, cores, mem_gib, alloc_cpu, alloc_mem, used, node_peers, speed, idle_w,
     max_w, sleep_w, curves, linear,
-    num_sites, headrooms, max_app_size, ref_cores, ref_mem, size_levels, low, high,
+    num_sites, headrooms, max_app_size, ref_cores, ref_mem, size_levels, behaviour,
+    pred_margin, pred_min_frac, low, high,
     obs, mask,
 ):
-    """Fill obs (P, D) float32 and mask (P, A) int8 for P edge positions."""
+    """Fill obs (P, D) float32 and mask (P, A) int8 for P edge positions.
+
+    `behaviour` adds the service-behaviour features; `pred_margin` >= 0 adds the predicted-p95
+    size level after `size_levels` (< 0: no such level).
+    """
     n_pos, n_nodes = exists.shape
-    n_sizes = size_levels.shape[0]
+    n_fixed = size_levels.shape[0]
+    n_sizes = n_fixed + (1 if pred_margin >= 0.0 else 0)
     per_knob = n_nodes * n_sizes + 1
     k = float(max_app_size)
     for p in range(n_pos):
@@ -82,6 +93,21 @@ def edge_encode_flat(
             o[i + 11] = 1.0 if data_here[p] else 0.0
             o[i + 12] = 1.0 if data_elsewhere[p] else 0.0
         i += 13
+        seen = svc_samples[p] >= MIN_SAMPLES
+        if behaviour:
+            if has and seen:
+                o[i] = 1.0
+                o[i + 1] = svc_samples[p] / (svc_samples[p] + HISTORY_HALF)
+                o[i + 2] = pred_cpu[p]
+                o[i + 3] = pred_mem[p]
+                o[i + 4] = cpu_cv[p]
+                if 0 <= behaviour_class[p] < N_CLASSES:
+                    o[i + 5 + behaviour_class[p]] = 1.0
+            i += N_BEHAVIOUR
+        cpu_frac, mem_frac = 1.0, 1.0
+        if pred_margin >= 0.0:
+            cpu_frac, mem_frac = predicted_size_fracs(seen, pred_cpu[p], pred_mem[p],
+                                                      pred_margin, pred_min_frac)
         m_row = mask[p]
         m_row[:] = 0
         m_row[0] = 0 if has else 1
@@ -105,11 +131,13 @@ def edge_encode_flat(
                                           max_w[p, m], sleep_w[p, m], row, linear,
                                           cpu_req[p]) / budget[p]
                 for lv in range(n_sizes):
+                    lc = size_levels[lv] if lv < n_fixed else cpu_frac
+                    lm = size_levels[lv] if lv < n_fixed else mem_frac
                     if placement_fits_at(True, cores[p, m], mem_gib[p, m], alloc_cpu[p, m],
                                          alloc_mem[p, m], used[p, m], asleep[p, m], idle_w[p, m],
                                          max_w[p, m], sleep_w[p, m], row, linear,
-                                         site_power[p], budget[p], cpu_req[p] * size_levels[lv],
-                                         mem_req[p] * size_levels[lv]):
+                                         site_power[p], budget[p], cpu_req[p] * lc,
+                                         mem_req[p] * lm):
                         for h in range(headrooms):
                             m_row[1 + h * per_knob + m * n_sizes + lv] = 1
         if has:

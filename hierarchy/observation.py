@@ -12,18 +12,35 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hierarchy.actions import CloudActionLayout, EdgeActionLayout
 from hierarchy.encoding import (
+    N_BEHAVIOUR,
     cloud_encode_flat,
     edge_encode_flat,
     placement_fits_flat,
     power_delta_flat,
 )
+from hierarchy.features.classes import CLASS_NAMES
+from hierarchy.features.online import MIN_SAMPLES
 
-OBS_SPEC_VERSION = 1
+if TYPE_CHECKING:
+    from hierarchy.scenario import Scenario
+
+# Service-behaviour features of the pending container (EdgeEncoder.behaviour_features).
+BEHAVIOUR_FEATURES = (
+    ("svc_seen", 0.0, 1.0), ("svc_history", 0.0, 1.0), ("pred_cpu_p95", 0.0, 2.0),
+    ("pred_mem_p95", 0.0, 2.0), ("cpu_cv", 0.0, 4.0),
+    *((f"class_{name}", 0.0, 1.0) for name in CLASS_NAMES),
+)
+assert len(BEHAVIOUR_FEATURES) == N_BEHAVIOUR
+
+# 2: the pending container's service behaviour (seen, history, predicted p95 CPU and memory,
+# CPU CV, class one-hot) and the predicted-p95 size level.
+OBS_SPEC_VERSION = 2
 
 # Per-node feature names of the edge observation, in order.
 EDGE_NODE_FEATURES = (
@@ -118,11 +135,23 @@ class EdgeView:
     node_max_w: np.ndarray
     node_sleep_w: np.ndarray
     curves: np.ndarray | None
+    # What has been observed of the pending container's service (hierarchy.features.online):
+    # None (or 0 samples) is an unknown service, the default for a gateway that keeps none.
+    svc_samples: np.ndarray | None = None  # samples seen of its (service, position)
+    pred_cpu_p95: np.ndarray | None = None  # predicted p95 CPU / request
+    pred_mem_p95: np.ndarray | None = None  # predicted p95 memory / request
+    cpu_cv: np.ndarray | None = None
+    behaviour_class: np.ndarray | None = None  # index into CLASS_NAMES, -1 unknown
 
 
 @dataclass(frozen=True)
 class EdgeEncoder:
-    """Encodes EdgeViews of a site shape (sites, nodes per site, size levels, knob levels)."""
+    """Encodes EdgeViews of a site shape (sites, nodes per site, size levels, knob levels).
+
+    `behaviour_features` adds the pending container's service behaviour to the observation;
+    `predicted_size_margin` (not None) adds one size level after `size_levels`: the
+    predicted p95 x (1 + margin), within [predicted_size_min_frac, 1] x request.
+    """
 
     num_sites: int
     nodes: int
@@ -131,10 +160,41 @@ class EdgeEncoder:
     max_app_size: int
     ref_cores: float
     ref_mem_gib: float
+    behaviour_features: bool = True
+    predicted_size_margin: float | None = None
+    predicted_size_min_frac: float = 0.1
+
+    @staticmethod
+    def scenario_options(scenario: Scenario) -> dict[str, object]:
+        """The encoder options a scenario sets (pass as keyword arguments)."""
+        return {
+            "behaviour_features": scenario.observation.behaviour_features,
+            "predicted_size_margin": scenario.sizing.predicted_size_margin,
+            "predicted_size_min_frac": scenario.sizing.resize_min_frac,
+        }
+
+    @property
+    def sizes(self) -> int:
+        """Size levels of the action layout: the fixed ones, then the predicted one if any."""
+        return len(self.size_levels) + (self.predicted_size_margin is not None)
 
     @property
     def layout(self) -> EdgeActionLayout:
-        return EdgeActionLayout(self.nodes, len(self.size_levels), self.headroom_levels)
+        return EdgeActionLayout(self.nodes, self.sizes, self.headroom_levels)
+
+    def size_fractions(self, v: EdgeView) -> tuple[np.ndarray, np.ndarray]:
+        """(CPU, memory) allocation per size level as fractions of the request, (..., L)."""
+        lead = np.shape(v.pending)
+        fixed = np.broadcast_to(np.asarray(self.size_levels, dtype=np.float64),
+                                (*lead, len(self.size_levels)))
+        if self.predicted_size_margin is None:
+            return fixed, fixed
+        seen, cpu, mem = _behaviour(v, lead)[:3]
+        lo, grow = self.predicted_size_min_frac, 1.0 + self.predicted_size_margin
+        pred_cpu = np.where(seen, np.clip(cpu * grow, lo, 1.0), 1.0)
+        pred_mem = np.where(seen, np.clip(mem * grow, lo, 1.0), 1.0)
+        return (np.concatenate([fixed, pred_cpu[..., None]], axis=-1),
+                np.concatenate([fixed, pred_mem[..., None]], axis=-1))
 
     @property
     def spec(self) -> ObsSpec:
@@ -149,6 +209,8 @@ class EdgeEncoder:
             _f("peers_here"), _f("peers_cloud"), _f("peers_other"),
             _f("data_here"), _f("data_elsewhere"),
         ]
+        if self.behaviour_features:
+            feats += [_f(name, low, high) for name, low, high in BEHAVIOUR_FEATURES]
         for m in range(self.nodes):
             for name in EDGE_NODE_FEATURES:
                 high = 4.0 if name in ("cores_rel", "speed_rel") else 1.0
@@ -163,7 +225,7 @@ class EdgeEncoder:
         mask = self.mask(v)
         lead = mask.shape[:-1]
         per_knob = mask[..., 1 : 1 + self.layout.placements]
-        return per_knob[..., :-1].reshape(*lead, self.nodes, len(self.size_levels)).astype(bool)
+        return per_knob[..., :-1].reshape(*lead, self.nodes, self.sizes).astype(bool)
 
     def mask(self, v: EdgeView) -> np.ndarray:
         return self.encode_and_mask(v)[1]
@@ -181,6 +243,8 @@ class EdgeEncoder:
         obs = np.empty((n, len(low)), dtype=np.float32)
         mask = np.empty((n, self.layout.n), dtype=np.int8)
         curves, linear = _flat_curves(v.curves, lead, self.nodes)
+        samples, cpu_p95, mem_p95, cv, cls = _behaviour_flat(v, lead)
+        margin = self.predicted_size_margin
         edge_encode_flat(
             _flat(v.hour, lead, f8), _flat(v.site_index, lead, i8), _flat(v.site_power_w, lead, f8),
             _flat(v.site_budget_w, lead, f8), _flat(v.throttle, lead, f8),
@@ -191,6 +255,7 @@ class EdgeEncoder:
             _flat(v.calls, lead, f8), _flat(v.peers_here, lead, f8),
             _flat(v.peers_cloud, lead, f8), _flat(v.peers_other, lead, f8),
             _flat(v.data_here, lead, bool), _flat(v.data_elsewhere, lead, bool),
+            samples, cpu_p95, mem_p95, cv, cls,
             _flat(v.node_exists, lead, bool, m), _flat(v.node_asleep, lead, bool, m),
             _flat(v.node_cores, lead, f8, m), _flat(v.node_mem_gib, lead, f8, m),
             _flat(v.node_alloc_cpu, lead, f8, m), _flat(v.node_alloc_mem, lead, f8, m),
@@ -199,9 +264,29 @@ class EdgeEncoder:
             _flat(v.node_max_w, lead, f8, m), _flat(v.node_sleep_w, lead, f8, m),
             curves, linear,
             self.num_sites, self.headroom_levels, self.max_app_size, self.ref_cores,
-            self.ref_mem_gib, np.asarray(self.size_levels, dtype=f8), low, high, obs, mask,
+            self.ref_mem_gib, np.asarray(self.size_levels, dtype=f8), self.behaviour_features,
+            -1.0 if margin is None else float(margin), self.predicted_size_min_frac, low, high,
+            obs, mask,
         )
         return obs.reshape(*lead, -1), mask.reshape(*lead, -1)
+
+
+def _behaviour_flat(v: EdgeView, lead: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """The view's behaviour fields flattened to (P,); an unknown service where they are None."""
+    if v.svc_samples is None:
+        n = int(np.prod(lead, dtype=np.int64))
+        zeros = np.zeros(n)
+        return zeros, zeros, zeros, zeros, np.full(n, -1, dtype=np.int64)
+    f8 = np.float64
+    return (_flat(v.svc_samples, lead, f8), _flat(v.pred_cpu_p95, lead, f8),
+            _flat(v.pred_mem_p95, lead, f8), _flat(v.cpu_cv, lead, f8),
+            _flat(v.behaviour_class, lead, np.int64))
+
+
+def _behaviour(v: EdgeView, lead: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """(seen, predicted p95 CPU, predicted p95 memory) with the view's leading shape."""
+    samples, cpu, mem = (a.reshape(lead) for a in _behaviour_flat(v, lead)[:3])
+    return samples >= MIN_SAMPLES, cpu, mem
 
 
 def power_delta_w(

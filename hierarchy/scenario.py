@@ -196,6 +196,56 @@ class Lifetimes(_Strict):
         return self
 
 
+class Catalogue(_Strict):
+    """The services an episode's apps are instances of (so their behaviour recurs)."""
+
+    services: int = Field(default=500, ge=1, description="services drawn per episode")
+    zipf_s: float = Field(
+        default=0.8, ge=0, description="popularity of the i-th service ~ 1 / i^zipf_s"
+    )
+    instance_noise: float = Field(
+        default=0.1, ge=0, le=1,
+        description="lognormal sigma of each instance's usage level, memory level and daily "
+        "amplitude around its service's",
+    )
+    source: str = "assumption: 500 services, Zipf(0.8) popularity, 10% per-instance noise"
+
+
+class TraceWorkload(_Strict):
+    """Workload taken from trace files in hierarchy's own formats (docs/traces.md).
+
+    Paths are relative to the scenario file that names them. Each call graph becomes a
+    service; each of its containers replays one usage series (from a random phase per
+    instance); arrivals modulate the sites' rates and give lifetimes and requests.
+    """
+
+    usage: str = Field(description="usage-series CSV (container_id,t_s,cpu_cores,mem_gib,...)")
+    callgraphs: str = Field(description="call-graph JSON lines, one application per line")
+    arrivals: str | None = Field(
+        default=None, description="arrivals CSV (t_s,cpu_cores,mem_gib,lifetime_s,...)"
+    )
+    time_scale: float = Field(
+        default=1.0, gt=0, description="trace seconds replayed per simulated second"
+    )
+    usage_step_s: float = Field(
+        default=300.0, gt=0, description="resampling step of the usage series, trace s"
+    )
+    cpu_scale: float = Field(
+        default=0.25, gt=0, description="arrivals' requested cores x this = a container's request"
+    )
+    arrival_bin_s: float = Field(
+        default=300.0, gt=0, description="arrivals are counted in bins of this many trace s"
+    )
+    popularity: str = Field(
+        default="num", pattern="^(num|zipf)$",
+        description="service popularity: the graphs' `num` counts, or the catalogue's Zipf",
+    )
+    defined_in: str = Field(
+        default="", description="set by the loader: the scenario file that named the files"
+    )
+    source: str
+
+
 class Workload(_Strict):
     arrivals: Arrivals
     apps: Apps
@@ -203,6 +253,16 @@ class Workload(_Strict):
     usage: Usage
     lifetimes: Lifetimes
     load_factor: float = Field(default=1.0, gt=0, description="multiplies every arrival rate")
+    catalogue: Catalogue = Field(default_factory=Catalogue)
+    trace: TraceWorkload | None = None
+
+
+class ObservationConfig(_Strict):
+    behaviour_features: bool = Field(
+        default=True,
+        description="the pending container's service behaviour (seen, predicted p95, CV, class) "
+        "in the edge observation; false leaves them out of the spec (ablation)",
+    )
 
 
 class Sizing(_Strict):
@@ -219,6 +279,11 @@ class Sizing(_Strict):
     startup_s: float = Field(ge=0, description="container start-up time, s")
     oom_restart_s: float = Field(ge=0, description="time lost to an OOM restart, s")
     sleep_after_s: float = Field(ge=0, description="an empty node sleeps after this long")
+    predicted_size_margin: float | None = Field(
+        default=None, ge=0,
+        description="adds one size level after size_levels: the service's predicted p95 x "
+        "(1 + margin), within [resize_min_frac, 1] x request (the request when unknown)",
+    )
     source: str
 
     @model_validator(mode="after")
@@ -271,6 +336,7 @@ class Scenario(_Strict):
     power: Power
     reward: Reward
     limits: Limits
+    observation: ObservationConfig = Field(default_factory=ObservationConfig)
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
@@ -361,10 +427,37 @@ def load_scenario(
         origin = str(path)
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value, origin)
+    # Paths an override set are taken relative to the working directory.
+    _resolve_trace_paths(raw, Path.cwd(), origin)
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:
         raise ScenarioError(_describe(origin, exc)) from None
+
+
+TRACE_FILE_FIELDS = ("usage", "callgraphs", "arrivals")
+
+
+def _resolve_trace_paths(raw: dict[str, Any], base: Path, origin: str) -> None:
+    """Make the trace files of `raw`'s `workload.trace` absolute (relative to `base`, the
+    folder of the file naming them) and check that they exist."""
+    workload = raw.get("workload")
+    trace = workload.get("trace") if isinstance(workload, dict) else None
+    if not isinstance(trace, dict):
+        return
+    trace.setdefault("defined_in", origin)
+    for name in TRACE_FILE_FIELDS:
+        value = trace.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise ScenarioError(f"{origin}: field workload.trace.{name}: expected a file path")
+        path = Path(value)
+        if not path.is_absolute():
+            path = base / path
+        if not path.is_file():
+            raise ScenarioError(f"{origin}: field workload.trace.{name}: no such file: {value}")
+        trace[name] = str(path)
 
 
 def _load_raw(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
@@ -378,6 +471,7 @@ def _load_raw(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         raise ScenarioError(f"{path}: cannot read: {exc}") from None
     if not isinstance(raw, dict):
         raise ScenarioError(f"{path}: a scenario must be a YAML mapping")
+    _resolve_trace_paths(raw, path.parent, str(path))
     parent = raw.pop("extends", None)
     if parent is None:
         return raw

@@ -1,8 +1,10 @@
-"""Rebuild the small real-trace slices under ``data/traces/`` from ``data/public/``.
+"""Rebuild the small real-trace slices from ``data/public/``.
+
+They live in ``hierarchy/scenarios/traces/`` (package data); ``data/traces/`` links to them.
 
 Developer tool (reads only ``--data``)::
 
-    python scripts/make_trace_slices.py [--data DIR] --out data/traces   # DIR: data/public
+    python scripts/make_trace_slices.py [--data DIR]   # DIR: data/public
 
 Writes, in hierarchy's formats (``docs/traces.md``):
 
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=PUBLIC_DATA_DIR,
                    help="folder of the public trace slices (default: data/public)")
-    p.add_argument("--out", type=Path, default=Path("data/traces"))
+    p.add_argument("--out", type=Path, default=Path("hierarchy/scenarios/traces"))
     p.add_argument("--days", type=float, default=2.0)
     p.add_argument("--services", type=int, default=40)
     p.add_argument("--max-containers", type=int, default=8)

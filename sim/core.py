@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hierarchy.features.online import SAMPLE_EVERY_S, default_online_classes
 from hierarchy.observation import CloudEncoder, CloudView, EdgeEncoder, EdgeView, spec_bounds
 from hierarchy.scenario import Scenario, load_scenario
 from sim.arrivals import CopyPools
+from sim.catalogue import CatalogueMaker
 from sim.decisions import apply_decisions
 from sim.state import QUEUED_CLOUD, QUEUED_SITE, RUNNING, TERM_NAMES, SimState
 from sim.streams import copy_key
@@ -65,7 +67,12 @@ class BatchedCore:
             num_sites=self.S, nodes=self.M, size_levels=tuple(sc.sizing.size_levels),
             headroom_levels=len(sc.sizing.headroom_levels), max_app_size=self.K,
             ref_cores=self.topo.ref_cores, ref_mem_gib=self.topo.ref_mem_gib,
+            **EdgeEncoder.scenario_options(sc),
         )
+        margin = sc.sizing.predicted_size_margin
+        self.pred_margin = -1.0 if margin is None else float(margin)
+        self.online_classes = default_online_classes()
+        self.stats_stride = max(1, round(SAMPLE_EVERY_S / self.dt_s))
         self.cloud_encoder = CloudEncoder(
             num_sites=self.S, max_app_size=self.K, ref_cores=self.topo.ref_cores,
             ref_mem_gib=self.topo.ref_mem_gib,
@@ -96,17 +103,36 @@ class BatchedCore:
         self.cloud_bounds = spec_bounds(self.cloud_encoder)
         self.static_views = StaticViews(self)
         self.obs_buffers = ObservationBuffers(self)
+        self.catalogue = CatalogueMaker(sc, self.generator)
+        self._set_trace_tables()
         arrivals = sc.workload.arrivals
-        busiest_tick = (self.topo.site_apps_per_hour.sum() * arrivals.burst_factor
-                        * (1 + arrivals.daily_amplitude) * self.dt_s / 3600.0)
-        self.pools = CopyPools(self.generator, self.B, busiest_tick)
+        peak = (arrivals.burst_factor * (1 + arrivals.daily_amplitude)
+                if self.arrival_mod.size == 0 else float(self.arrival_mod.max()))
+        busiest_tick = self.topo.site_apps_per_hour.sum() * peak * self.dt_s / 3600.0
+        self.pools = CopyPools(self.catalogue, self.B, busiest_tick)
         self._fresh_one = self._fresh(1)
         self.reset(seed)
+
+    def _set_trace_tables(self) -> None:
+        """The tables the kernels replay from a `workload.trace` (empty ones without)."""
+        tab = self.catalogue.tables
+        trace = self.scenario.workload.trace
+        if tab is None:
+            self.usage_tables = (np.zeros((1, 1)), np.zeros((1, 1)), np.ones(1, np.int64),
+                                 1.0, 1.0)
+            self.arrival_mod, self.arrival_mod_s = np.zeros(0), 1.0
+            return
+        self.usage_tables = (tab.cpu_frac, tab.mem_frac, tab.length, tab.step_s,
+                             trace.time_scale)
+        self.arrival_mod = tab.arrival_mod
+        # A bin of the arrivals trace lasts arrival_bin_s / time_scale simulated seconds.
+        self.arrival_mod_s = trace.arrival_bin_s / trace.time_scale
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def _fresh(self, b: int) -> SimState:
-        st = SimState.zeros(b, self.S, self.N, self.A, self.K, self.Q, self.Qc)
+        st = SimState.zeros(b, self.S, self.N, self.A, self.K, self.Q, self.Qc,
+                            self.catalogue.services)
         st.knob[:] = self.default_knob
         # An empty platform: every node has been idle long enough to sleep.
         st.asleep[:] = self.topo.node_exists[None, :]
@@ -201,7 +227,9 @@ class BatchedCore:
         apply_decisions(
             np.asarray(edge_actions, dtype=np.int64).reshape(self.B, self.S), self.edge_mask,
             np.asarray(cloud_actions, dtype=np.int64).reshape(self.B), self.cloud_mask,
-            self.cloud_observed, self.M, self.size_levels,
+            self.cloud_observed, self.M, self.size_levels, self.pred_margin,
+            self.edge_encoder.predicted_size_min_frac, self.obs_buffers.svc_samples,
+            self.obs_buffers.pred_cpu, self.obs_buffers.pred_mem,
             self.scenario.sizing.startup_s,
             st.sq, st.sq_head, st.sq_len, st.a_next_k, st.a_size, st.cq, st.cq_head, st.cq_len,
             st.knob, st.c_status, st.c_node, st.c_loc, st.c_req_cpu, st.c_req_mem,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from hierarchy.actions import CLOUD_FIRST_SITE, CLOUD_POOL
+from hierarchy.features.online import MIN_SAMPLES, predicted_size_fracs
 from hierarchy.guard import placement_fits_at, power_delta_at
 from hierarchy.jit import compiled
 from sim.state import QUEUED_CLOUD, REJECTED, RUNNING, TERM_NAMES
@@ -23,14 +24,15 @@ T_REJECTION = TERM_NAMES.index("rejections")
 
 
 @compiled
-def _place(b, a, k, node, level, startup_s,
+def _place(b, a, k, node, cpu_level, mem_level, startup_s,
            c_status, c_node, c_loc, c_req_cpu, c_req_mem, c_alloc_cpu, c_alloc_mem, c_peak_cpu,
            c_peak_mem, c_age, c_ready,
            asleep, idle_s, wake_left, n_alloc_cpu, n_alloc_mem, n_used, n_fresh, loc_power,
            node_site, node_cores, idle_w, max_w, sleep_w, wake_s, curves, linear):
-    """Start container (a, k) of copy b on global node `node` at `level` x its request."""
-    cpu = c_req_cpu[b, a, k] * level
-    mem = c_req_mem[b, a, k] * level
+    """Start container (a, k) of copy b on global node `node` at (`cpu_level`, `mem_level`)
+    x its request."""
+    cpu = c_req_cpu[b, a, k] * cpu_level
+    mem = c_req_mem[b, a, k] * mem_level
     c_status[b, a, k] = RUNNING
     c_node[b, a, k] = node
     c_loc[b, a, k] = node_site[node]
@@ -83,7 +85,8 @@ def _best_fit(b, first, count, cpu, mem, guard_power, site_power, budget,
 @compiled
 def apply_decisions(
     edge_actions, edge_mask, cloud_actions, cloud_mask, cloud_observed,
-    n_nodes, size_levels, startup_s,
+    n_nodes, size_levels, pred_margin, pred_min_frac, svc_samples, pred_cpu, pred_mem,
+    startup_s,
     sq, sq_head, sq_len, a_next_k, a_size, cq, cq_head, cq_len, knob,
     c_status, c_node, c_loc, c_req_cpu, c_req_mem, c_alloc_cpu, c_alloc_mem, c_peak_cpu,
     c_peak_mem, c_age, c_ready,
@@ -97,7 +100,8 @@ def apply_decisions(
     k_max = c_status.shape[2]
     qc_max = cq.shape[1]
     n_all = node_cores.shape[0]
-    n_sizes = size_levels.shape[0]
+    n_fixed = size_levels.shape[0]
+    n_sizes = n_fixed + (1 if pred_margin >= 0.0 else 0)
     n_edge_actions = edge_mask.shape[2]
     per_knob = n_nodes * n_sizes + 1  # placements per knob level (hierarchy.actions)
     first_pool = n_sites * n_nodes
@@ -130,7 +134,15 @@ def apply_decisions(
                 c_status[b, a, k] = QUEUED_CLOUD
                 offloaded[b] += 1.0
             else:
-                _place(b, a, k, node, size_levels[size], startup_s,
+                cpu_level = mem_level = 1.0
+                if size < n_fixed:
+                    cpu_level = mem_level = size_levels[size]
+                else:
+                    # Sized from what was observed of its service (the values its agent saw).
+                    cpu_level, mem_level = predicted_size_fracs(
+                        svc_samples[b, s] >= MIN_SAMPLES, pred_cpu[b, s], pred_mem[b, s],
+                        pred_margin, pred_min_frac)
+                _place(b, a, k, node, cpu_level, mem_level, startup_s,
                        c_status, c_node, c_loc, c_req_cpu, c_req_mem, c_alloc_cpu, c_alloc_mem,
                        c_peak_cpu, c_peak_mem, c_age, c_ready,
                        asleep, idle_s, wake_left, n_alloc_cpu, n_alloc_mem, n_used, n_fresh,
@@ -174,7 +186,7 @@ def apply_decisions(
         cq_head[b] = (cq_head[b] + 1) % qc_max
         cq_len[b] -= 1
         if node >= 0:
-            _place(b, a, k, node, 1.0, startup_s,
+            _place(b, a, k, node, 1.0, 1.0, startup_s,
                    c_status, c_node, c_loc, c_req_cpu, c_req_mem, c_alloc_cpu, c_alloc_mem,
                    c_peak_cpu, c_peak_mem, c_age, c_ready,
                    asleep, idle_s, wake_left, n_alloc_cpu, n_alloc_mem, n_used, n_fresh,

@@ -13,6 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
+from hierarchy.features.online import update_row
 from hierarchy.guard import load_fraction_at
 from sim.latency import RHO_MAX, critical_path_one
 from sim.state import REJECTED, RUNNING
@@ -48,12 +49,14 @@ def _poisson_from_uniform(lam: float, u: float) -> int:
 
 @njit(cache=True)
 def clock_kernel(adv, step_s, t_s, tick, key, start_hour, burst_on, burst_factor, burst_on_s,
-                 burst_off_s, daily_amp, peak_hour, apps_per_hour, arrivals, a_z, phi_per_min,
-                 dt, hour):
+                 burst_off_s, daily_amp, peak_hour, apps_per_hour, arrival_mod, arrival_mod_s,
+                 arrivals, a_z, phi_per_min, dt, hour):
     """Advance clocks, burst chains and load noise; draw each site's arrival count.
 
     Writes dt (0 for copies that hold still), hour and arrivals (B, S). Every draw comes
-    from the copy's own streams (sim.streams), at the copy's own tick.
+    from the copy's own streams (sim.streams), at the copy's own tick. With an arrival
+    modulation table (a trace's counts per bin of `arrival_mod_s` simulated seconds, mean 1,
+    repeated) it replaces the daily cycle and bursts.
     """
     n_copies, n_sites = burst_on.shape
     for b in range(n_copies):
@@ -76,7 +79,12 @@ def clock_kernel(adv, step_s, t_s, tick, key, start_hour, burst_on, burst_factor
         for s in range(n_sites):
             if uniform(kb, tb, STREAM_BURST, s) < (p_end if burst_on[b, s] else p_start):
                 burst_on[b, s] = not burst_on[b, s]
-            rate = apps_per_hour[s] / 3600.0 * daily * (burst_factor if burst_on[b, s] else 1.0)
+            if arrival_mod.shape[0] > 0:
+                i = int(t_s[b] / arrival_mod_s) % arrival_mod.shape[0]
+                rate = apps_per_hour[s] / 3600.0 * arrival_mod[i]
+            else:
+                rate = (apps_per_hour[s] / 3600.0 * daily
+                        * (burst_factor if burst_on[b, s] else 1.0))
             arrivals[b, s] = _poisson_from_uniform(rate * d, uniform(kb, tb, STREAM_ARRIVAL, s))
         # The app's load follows an AR(1) in log space (one state per app: its containers
         # serve the same users).
@@ -91,8 +99,9 @@ def tick_kernel(
     adv, dt, hour,
     c_status, c_node, c_loc, c_parent, c_calls, c_inv, c_bytes, c_work, c_req_cpu, c_req_mem,
     c_alloc_cpu, c_alloc_mem, c_level, c_sigma, c_amp, c_peak_h, c_mem_level, c_mem_growth,
-    c_demand, c_mem_used, c_peak_cpu, c_peak_mem, c_ready, c_age,
-    a_active, a_home, a_size, a_slo, a_rate, a_life, a_z, a_data_k, a_data_site,
+    c_demand, c_mem_used, c_peak_cpu, c_peak_mem, c_ready, c_age, c_series, c_phase,
+    a_active, a_home, a_size, a_slo, a_rate, a_life, a_z, a_data_k, a_data_site, a_service,
+    sample, svc_stats, usage_cpu, usage_mem, usage_len, usage_step_s, time_scale,
     asleep, idle_s, wake_left, n_alloc_cpu, n_alloc_mem, n_used, n_fresh, n_energy,
     knob, throttle, loc_power,
     finished, oom_restarts, wan_bytes, requests, requests_violated, response_sum,
@@ -145,14 +154,31 @@ def tick_kernel(
                 ready = max(c_ready[b, a, k] - d, 0.0)
                 c_age[b, a, k] += d
                 dem = 0.0
-                if ready <= 0.0:
-                    sig = c_sigma[b, a, k]
-                    daily = 1.0 + c_amp[b, a, k] * math.cos(
-                        2.0 * math.pi * (h - c_peak_h[b, a, k]) / 24.0)
-                    dem = c_req_cpu[b, a, k] * c_level[b, a, k] * daily * math.exp(
-                        sig * z - 0.5 * sig * sig)
-                growth = c_mem_level[b, a, k] + c_mem_growth[b, a, k] * c_age[b, a, k] / 3600.0
-                mem = c_req_mem[b, a, k] * min(max(growth, 0.01), 4.0)
+                series = c_series[b, a, k]
+                if series >= 0:
+                    # A trace's series, replayed from the instance's phase.
+                    i = int((c_phase[b, a, k] + c_age[b, a, k] * time_scale) / usage_step_s)
+                    i = i % usage_len[series]
+                    if ready <= 0.0:
+                        dem = c_req_cpu[b, a, k] * usage_cpu[series, i]
+                    mem = c_req_mem[b, a, k] * usage_mem[series, i]
+                else:
+                    if ready <= 0.0:
+                        sig = c_sigma[b, a, k]
+                        daily = 1.0 + c_amp[b, a, k] * math.cos(
+                            2.0 * math.pi * (h - c_peak_h[b, a, k]) / 24.0)
+                        dem = c_req_cpu[b, a, k] * c_level[b, a, k] * daily * math.exp(
+                            sig * z - 0.5 * sig * sig)
+                    growth = (c_mem_level[b, a, k]
+                              + c_mem_growth[b, a, k] * c_age[b, a, k] / 3600.0)
+                    mem = c_req_mem[b, a, k] * min(max(growth, 0.01), 4.0)
+                if ready <= 0.0 and sample[b]:
+                    # What a monitor measures of a serving container: the CPU it got (at most
+                    # its allocation) and its memory, before any OOM kill. Only this feeds the
+                    # service's statistics: never a usage parameter, never the future.
+                    update_row(svc_stats[b, a_service[b, a], k],
+                               min(dem, c_alloc_cpu[b, a, k]) / c_req_cpu[b, a, k],
+                               mem / c_req_mem[b, a, k])
                 c_peak_cpu[b, a, k] = max(dem, c_peak_cpu[b, a, k] * decay)
                 c_peak_mem[b, a, k] = max(mem, c_peak_mem[b, a, k] * decay)
                 if ready <= 0.0 and mem > c_alloc_mem[b, a, k]:

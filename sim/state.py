@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from hierarchy.features.online import N_STATS
+
 # Container slot status. A slot is REJECTED from its rejection until its app departs; the
 # per-copy counters (arrived, rejected, finished) account for every container exactly once.
 EMPTY, QUEUED_SITE, QUEUED_CLOUD, RUNNING, REJECTED = 0, 1, 2, 3, 4
@@ -49,6 +51,9 @@ class SimState:
     a_z: np.ndarray  # AR(1) load state shared by the app's containers
     a_data_k: np.ndarray
     a_data_site: np.ndarray
+    a_service: np.ndarray  # the catalogue service the app is an instance of
+    # what has been observed of each (service, container position): (B, C, K, N_STATS)
+    svc_stats: np.ndarray
     # containers (B, A, K)
     c_status: np.ndarray
     c_node: np.ndarray
@@ -74,6 +79,8 @@ class SimState:
     c_peak_mem: np.ndarray
     c_ready_s: np.ndarray
     c_age_s: np.ndarray
+    c_series: np.ndarray  # usage series the container replays, -1: the usage model
+    c_phase_s: np.ndarray  # where its replay started, trace s
     # queues
     sq: np.ndarray  # (B, S, Q) app slots waiting at each site
     sq_head: np.ndarray  # (B, S)
@@ -105,7 +112,8 @@ class SimState:
     cost_total: np.ndarray  # (B,) weighted team cost summed over the episode
 
     @classmethod
-    def zeros(cls, b: int, s: int, n: int, a: int, k: int, q: int, qc: int) -> SimState:
+    def zeros(cls, b: int, s: int, n: int, a: int, k: int, q: int, qc: int, services: int
+              ) -> SimState:
         f8, i4, i1 = np.float64, np.int32, np.int8
         shapes = {
             "t_s": ((b,), f8), "tick": ((b,), np.int64), "key": ((b,), np.uint64),
@@ -116,6 +124,7 @@ class SimState:
             "response_hist": ((b, len(RESPONSE_BINS)), f8),
             "capped_site_s": ((b, s), f8), "overshoot_j": ((b, s), f8),
             "term_totals": ((b, len(TERM_NAMES)), f8),
+            "svc_stats": ((b, services, k, N_STATS), f8),
         }
         values = {}
         for f in fields(cls):
@@ -125,11 +134,12 @@ class SimState:
             elif name.startswith("c_"):
                 shape = (b, a, k)
                 dtype = i1 if name in ("c_status", "c_parent") else (
-                    i4 if name in ("c_node", "c_loc") else f8)
+                    i4 if name in ("c_node", "c_loc", "c_series") else f8)
             elif name.startswith("a_"):
                 shape = (b, a)
                 dtype = bool if name == "a_active" else (
-                    i4 if name in ("a_home", "a_size", "a_next_k", "a_data_k", "a_data_site")
+                    i4 if name in ("a_home", "a_size", "a_next_k", "a_data_k", "a_data_site",
+                                   "a_service")
                     else f8)
             elif name in ("asleep",):
                 shape, dtype = (b, n), bool
@@ -143,6 +153,7 @@ class SimState:
         st.c_node[:] = -1
         st.c_loc[:] = -1
         st.c_parent[:] = -1
+        st.c_series[:] = -1
         return st
 
     def reset_copies(self, done: np.ndarray, fresh: SimState) -> None:

@@ -33,17 +33,22 @@ def advance_time(core: BatchedCore, advanced: np.ndarray, terms: np.ndarray) -> 
     clock_kernel(
         advanced, core.dt_s, st.t_s, st.tick, st.key, sc.time.start_hour, st.burst_on,
         arr.burst_factor, arr.burst_on_s, arr.burst_off_s, arr.daily_amplitude, arr.peak_hour,
-        topo.site_apps_per_hour, arrivals, st.a_z, sc.workload.usage.ar1_phi_per_min, dt, hour,
+        topo.site_apps_per_hour, core.arrival_mod, core.arrival_mod_s, arrivals, st.a_z,
+        sc.workload.usage.ar1_phi_per_min, dt, hour,
     )
     core.set_hour(hour)
-    tick_kernel(        advanced, dt, hour,
+    # The service statistics take a sample every SAMPLE_EVERY_S of simulated time.
+    sample = st.tick % core.stats_stride == 0
+    tick_kernel(
+        advanced, dt, hour,
         st.c_status, st.c_node, st.c_loc, st.c_parent, st.c_calls, st.c_invocations,
         st.c_bytes, st.c_work_ms, st.c_req_cpu, st.c_req_mem, st.c_alloc_cpu, st.c_alloc_mem,
         st.c_level, st.c_sigma, st.c_amp, st.c_peak_h, st.c_mem_level, st.c_mem_growth_h,
         st.c_demand_cpu, st.c_mem_used, st.c_peak_cpu, st.c_peak_mem, st.c_ready_s,
-        st.c_age_s,
+        st.c_age_s, st.c_series, st.c_phase_s,
         st.a_active, st.a_home, st.a_size, st.a_slo_ms, st.a_rate_rps, st.a_life_s, st.a_z,
-        st.a_data_k, st.a_data_site,
+        st.a_data_k, st.a_data_site, st.a_service, sample, st.svc_stats,
+        *core.usage_tables,
         st.asleep, st.idle_s, st.wake_left_s, st.node_alloc_cpu, st.node_alloc_mem,
         st.node_used_cpu, st.node_fresh_cpu, st.node_energy_j,
         st.knob, st.throttle, st.loc_power_w,

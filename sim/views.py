@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hierarchy.encoding import cloud_encode_flat, edge_encode_flat
+from hierarchy.features.online import predict_row
 from hierarchy.guard import placement_fits_at
 from hierarchy.jit import compiled
 from hierarchy.observation import CloudView, EdgeView
@@ -29,12 +30,18 @@ def _is_neighbour(parents: np.ndarray, k: int, j: int) -> bool:
 @compiled
 def fill_edge_heads(sq, sq_head, sq_len, a_next_k, a_size, a_slo, a_data_k, a_data_site,
                     c_parent, c_loc, c_status, c_node, c_req_cpu, c_req_mem, c_inv, n_nodes,
+                    a_service, svc_stats, cls_mean, cls_scale, cls_centroids, cls_names,
                     pending, cpu_req, mem_req, slo, app_size, k_index, is_entry, calls,
                     peers_here, peers_cloud, peers_other, data_here, data_elsewhere,
-                    node_peers):
-    """Per (copy, site): the container waiting at the head of the site's queue."""
+                    node_peers, svc_samples, pred_cpu, pred_mem, cpu_cv, behaviour_class):
+    """Per (copy, site): the container waiting at the head of the site's queue.
+
+    Its behaviour comes only from the statistics of its service observed so far
+    (hierarchy.features.online), never from its own usage parameters.
+    """
     n_copies, n_sites = sq_len.shape
     k_max = c_parent.shape[2]
+    prediction = np.zeros(5)
     for b in range(n_copies):
         for s in range(n_sites):
             node_peers[b, s, :] = 0.0
@@ -45,9 +52,18 @@ def fill_edge_heads(sq, sq_head, sq_len, a_next_k, a_size, a_slo, a_data_k, a_da
                 k_index[b, s] = calls[b, s] = 0.0
                 peers_here[b, s] = peers_cloud[b, s] = peers_other[b, s] = 0.0
                 is_entry[b, s] = data_here[b, s] = data_elsewhere[b, s] = False
+                svc_samples[b, s] = pred_cpu[b, s] = pred_mem[b, s] = cpu_cv[b, s] = 0.0
+                behaviour_class[b, s] = -1
                 continue
             a = sq[b, s, sq_head[b, s]]
             k = min(a_next_k[b, a], k_max - 1)
+            predict_row(svc_stats[b, a_service[b, a], k], c_req_cpu[b, a, k], cls_mean,
+                        cls_scale, cls_centroids, cls_names, prediction)
+            svc_samples[b, s] = prediction[0]
+            pred_cpu[b, s] = prediction[1]
+            pred_mem[b, s] = prediction[2]
+            cpu_cv[b, s] = prediction[3]
+            behaviour_class[b, s] = int(prediction[4])
             cpu_req[b, s] = c_req_cpu[b, a, k]
             mem_req[b, s] = c_req_mem[b, a, k]
             slo[b, s] = a_slo[b, a]
@@ -158,12 +174,15 @@ def fill_cloud_head(cq, cq_head, cq_len, a_home, a_size, a_slo, a_data_k, a_data
 def observe_edges(
     sq, sq_head, sq_len, a_next_k, a_size, a_slo, a_data_k, a_data_site, c_parent, c_loc,
     c_status, c_node, c_req_cpu, c_req_mem, c_inv,
+    a_service, svc_stats, cls_mean, cls_scale, cls_centroids, cls_names,
     asleep, alloc_cpu, alloc_mem, used, fresh, loc_power, throttle, knob, hour, pool_free,
     q_max, node_exists, node_cores, node_mem, node_speed, node_idle, node_max, node_sleep,
     site_index, site_budget, wan_rtt, curves, linear,
-    num_sites, headrooms, max_app_size, ref_cores, ref_mem, size_levels, low, high,
+    num_sites, headrooms, max_app_size, ref_cores, ref_mem, size_levels, behaviour,
+    pred_margin, pred_min_frac, low, high,
     pending, cpu_req, mem_req, slo, app_size, k_index, is_entry, calls, peers_here,
     peers_cloud, peers_other, data_here, data_elsewhere, node_peers,
+    svc_samples, pred_cpu, pred_mem, cpu_cv, behaviour_class,
     b_hour, b_queue, b_cloud_free, b_power, b_throttle, b_knob, b_asleep, b_alloc_cpu,
     b_alloc_mem, b_used, obs, mask,
 ):
@@ -175,8 +194,10 @@ def observe_edges(
     n_nodes = node_peers.shape[2]
     fill_edge_heads(sq, sq_head, sq_len, a_next_k, a_size, a_slo, a_data_k, a_data_site,
                     c_parent, c_loc, c_status, c_node, c_req_cpu, c_req_mem, c_inv, n_nodes,
+                    a_service, svc_stats, cls_mean, cls_scale, cls_centroids, cls_names,
                     pending, cpu_req, mem_req, slo, app_size, k_index, is_entry, calls,
-                    peers_here, peers_cloud, peers_other, data_here, data_elsewhere, node_peers)
+                    peers_here, peers_cloud, peers_other, data_here, data_elsewhere, node_peers,
+                    svc_samples, pred_cpu, pred_mem, cpu_cv, behaviour_class)
     for b in range(n_copies):
         for s in range(n_sites):
             b_hour[b, s] = hour[b]
@@ -201,12 +222,14 @@ def observe_edges(
         slo.reshape(p), app_size.reshape(p), k_index.reshape(p), is_entry.reshape(p),
         calls.reshape(p), peers_here.reshape(p), peers_cloud.reshape(p),
         peers_other.reshape(p), data_here.reshape(p), data_elsewhere.reshape(p),
+        svc_samples.reshape(p), pred_cpu.reshape(p), pred_mem.reshape(p), cpu_cv.reshape(p),
+        behaviour_class.reshape(p),
         node_exists.reshape(pm), b_asleep.reshape(pm), node_cores.reshape(pm),
         node_mem.reshape(pm), b_alloc_cpu.reshape(pm), b_alloc_mem.reshape(pm),
         b_used.reshape(pm), node_peers.reshape(pm), node_speed.reshape(pm),
         node_idle.reshape(pm), node_max.reshape(pm), node_sleep.reshape(pm),
         table, linear, num_sites, headrooms, max_app_size, ref_cores, ref_mem, size_levels,
-        low, high,
+        behaviour, pred_margin, pred_min_frac, low, high,
         obs.reshape((p, obs.shape[2])), mask.reshape((p, mask.shape[2])),
     )
 
@@ -282,12 +305,16 @@ def edge_view(core: BatchedCore) -> EdgeView:
      e_other) = (np.empty(bs, f8) for _ in range(9))
     e_pending, e_is_entry, e_data_here, e_data_elsewhere = (np.empty(bs, bool) for _ in range(4))
     e_node_peers = np.empty((core.B, core.S, core.M))
+    e_samples, e_pred_cpu, e_pred_mem, e_cv = (np.empty(bs, f8) for _ in range(4))
+    e_class = np.empty(bs, np.int64)
     fill_edge_heads(
         st.sq, st.sq_head, st.sq_len, st.a_next_k, st.a_size, st.a_slo_ms, st.a_data_k,
         st.a_data_site, st.c_parent, st.c_loc, st.c_status, st.c_node, st.c_req_cpu,
-        st.c_req_mem, st.c_invocations, core.M,
+        st.c_req_mem, st.c_invocations, core.M, st.a_service, st.svc_stats,
+        *core.online_classes.args(),
         e_pending, e_cpu, e_mem, e_slo, e_size, e_k, e_is_entry, e_calls, e_here, e_cloud,
         e_other, e_data_here, e_data_elsewhere, e_node_peers,
+        e_samples, e_pred_cpu, e_pred_mem, e_cv, e_class,
     )
     pool_free = 1.0 - st.node_alloc_cpu[:, s_m:].sum(axis=1) / buf.pool_cores
     shape = (core.B, core.S, core.M)
@@ -318,6 +345,8 @@ def edge_view(core: BatchedCore) -> EdgeView:
         node_max_w=buf.node_max_w,
         node_sleep_w=buf.node_sleep_w,
         curves=buf.curves,
+        svc_samples=e_samples, pred_cpu_p95=e_pred_cpu, pred_mem_p95=e_pred_mem, cpu_cv=e_cv,
+        behaviour_class=e_class,
     )
 
 
@@ -378,6 +407,8 @@ class ObservationBuffers:
         self.pending, self.is_entry, self.data_here, self.data_elsewhere = (
             z(bool) for _ in range(4))
         self.knob = z(np.int64)
+        self.svc_samples, self.pred_cpu, self.pred_mem, self.cpu_cv = (z() for _ in range(4))
+        self.behaviour_class = z(np.int64)
         self.site_index = np.ascontiguousarray(np.broadcast_to(np.arange(s), (b, s)))
         self.node_peers, self.alloc_cpu, self.alloc_mem, self.used = (
             np.zeros((b, s, m)) for _ in range(4))
@@ -396,16 +427,19 @@ def observe_all(core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     observe_edges(
         st.sq, st.sq_head, st.sq_len, st.a_next_k, st.a_size, st.a_slo_ms, st.a_data_k,
         st.a_data_site, st.c_parent, st.c_loc, st.c_status, st.c_node, st.c_req_cpu,
-        st.c_req_mem, st.c_invocations,
+        st.c_req_mem, st.c_invocations, st.a_service, st.svc_stats,
+        *core.online_classes.args(),
         st.asleep, st.node_alloc_cpu, st.node_alloc_mem, st.node_used_cpu, st.node_fresh_cpu,
         st.loc_power_w, st.throttle, st.knob, core.hour, pool_free, core.Q,
         sv.node_exists, sv.node_cores, sv.node_mem_gib, sv.node_speed, sv.node_idle_w,
         sv.node_max_w, sv.node_sleep_w, buf.site_index, sv.site_budget_w, sv.wan_rtt_ms,
         sv.edge_table, sv.curves is None,
         enc.num_sites, enc.headroom_levels, enc.max_app_size, enc.ref_cores, enc.ref_mem_gib,
-        core.size_levels, *core.edge_bounds,
+        core.size_levels, enc.behaviour_features, core.pred_margin,
+        enc.predicted_size_min_frac, *core.edge_bounds,
         buf.pending, buf.cpu, buf.mem, buf.slo, buf.size, buf.k, buf.is_entry, buf.calls,
         buf.here, buf.cloud, buf.other, buf.data_here, buf.data_elsewhere, buf.node_peers,
+        buf.svc_samples, buf.pred_cpu, buf.pred_mem, buf.cpu_cv, buf.behaviour_class,
         buf.hour, buf.queue, buf.cloud_free, buf.power, buf.throttle, buf.knob, buf.asleep,
         buf.alloc_cpu, buf.alloc_mem, buf.used, edge_obs, edge_mask,
     )

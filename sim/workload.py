@@ -40,6 +40,9 @@ class NewApps:
     rate_rps: np.ndarray  # (n,) user requests per second
     slo_factor: np.ndarray  # (n,) SLO multiple of the ideal response
     z0: np.ndarray  # (n,) initial state of the app's AR(1) load noise
+    service: np.ndarray  # (n,) the catalogue service the app is an instance of
+    series: np.ndarray  # (n, K) usage series a container replays, -1: the usage model
+    phase_s: np.ndarray  # (n, K) where in its series the replay starts, trace s
 
 
 class WorkloadGenerator:
@@ -112,13 +115,7 @@ class WorkloadGenerator:
         lifetime_s = np.clip(
             life.median_s * np.exp(life.sigma * rng.standard_normal(n)), life.min_s, life.max_s
         )
-        # SLO: a multiple of the app's ideal response at home (unloaded, co-located) + slack;
-        # the users' round trip to their home site is added when the app lands there.
-        own = np.where(real, work_ms / (1.0 - level), 0.0)
-        ideal = critical_paths_ms(own, parent, calls, np.full((n, k), self.lan_rtt_ms), size)
-        factor = rng.uniform(apps.slo_factor_min, apps.slo_factor_max, n)
-        slack = rng.uniform(apps.slo_slack_ms_min, apps.slo_slack_ms_max, n)
-        slo_ms = factor * ideal + slack
+        slo_ms, factor = self.slo(rng, parent, calls, work_ms, level, size)
         rate_rps = apps.requests_per_s_per_core * cpu_req[:, 0] * level[:, 0]
 
         zero = lambda a: np.where(real, a, 0.0)  # noqa: E731
@@ -129,7 +126,24 @@ class WorkloadGenerator:
             peak_h=peak_h, mem_level=zero(mem_level), mem_growth_h=zero(mem_growth_h),
             data_k=data_k, data_site=data_site, lifetime_s=lifetime_s, slo_ms=slo_ms,
             rate_rps=rate_rps, slo_factor=factor, z0=rng.standard_normal(n),
+            service=np.zeros(n, dtype=np.int64), series=np.full((n, k), -1, dtype=np.int64),
+            phase_s=np.zeros((n, k)),
         )
+
+    def slo(self, rng: np.random.Generator, parent: np.ndarray, calls: np.ndarray,
+            work_ms: np.ndarray, level: np.ndarray, size: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """(SLO ms, SLO factor) of n apps: a multiple of the app's ideal response at home
+        (unloaded, co-located) plus slack; the users' round trip to their home site is
+        added when the app lands there."""
+        apps = self.w.apps
+        n, k = parent.shape
+        real = np.arange(k)[None, :] < size[:, None]
+        own = np.where(real, work_ms / (1.0 - level), 0.0)
+        ideal = critical_paths_ms(own, parent, calls, np.full((n, k), self.lan_rtt_ms), size)
+        factor = rng.uniform(apps.slo_factor_min, apps.slo_factor_max, n)
+        slack = rng.uniform(apps.slo_slack_ms_min, apps.slo_slack_ms_max, n)
+        return factor * ideal + slack, factor
 
 
 def _draw(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -69,12 +69,14 @@ def test_plain_python_encoder_equals_compiled(busy_core: BatchedCore, monkeypatc
 
 def test_vectorised_guard_agrees_with_the_mask(busy_core: BatchedCore) -> None:
     v = busy_core.edge_view
-    levels = np.asarray(busy_core.edge_encoder.size_levels)
-    cpu = v.cpu_req[..., None, None] * levels
+    # Every size level of the layout, the predicted-p95 one included.
+    cpu_frac, mem_frac = busy_core.edge_encoder.size_fractions(v)
+    assert cpu_frac.shape[-1] == busy_core.edge_layout.sizes
+    cpu = v.cpu_req[..., None, None] * cpu_frac[..., None, :]
     fits = placement_fits(
         v.node_exists, v.node_cores, v.node_mem_gib, v.node_alloc_cpu, v.node_alloc_mem,
         v.node_used_cpu, v.node_asleep, v.node_idle_w, v.node_max_w, v.node_sleep_w, v.curves,
-        v.site_power_w, v.site_budget_w, cpu, v.mem_req[..., None, None] * levels,
+        v.site_power_w, v.site_budget_w, cpu, v.mem_req[..., None, None] * mem_frac[..., None, :],
     ) & v.pending[..., None, None]
     np.testing.assert_array_equal(fits, busy_core.edge_encoder.placement_ok(v))
     delta = power_delta_w(v.node_asleep, v.node_used_cpu, v.node_cores, v.node_idle_w,

@@ -213,7 +213,7 @@ def check_state(core: BatchedCore, prev: dict[str, np.ndarray], advanced: np.nda
 def placement_power(core: BatchedCore, b: int, s: int, node: int, level: int) -> float:
     """Site power (W) after placing the pending container of (b, s) at (node, level)."""
     v = core.edge_view
-    cpu = v.cpu_req[b, s] * core.size_levels[level]
+    cpu = v.cpu_req[b, s] * core.edge_encoder.size_fractions(v)[0][b, s, level]
     curves = None if v.curves is None else v.curves[s][node][None]
     delta = power_delta_w(
         v.node_asleep[b, s, node][None], v.node_used_cpu[b, s, node][None],
@@ -241,10 +241,12 @@ def step_and_check(core: BatchedCore, rng: np.random.Generator, p_invalid: float
     # The guard, recomputed independently: an allowed placement fits the node and the budget.
     budget = core.topo.site_budget_w
     expected_power = prev["loc_power_w"][:, : core.S].copy()
+    # Every size level, the predicted-p95 one included, as fractions of the request.
+    cpu_frac, mem_frac = core.edge_encoder.size_fractions(v)
     for b, s in zip(*np.nonzero(place), strict=True):
         m, level = int(node[b, s]), int(size[b, s])
-        cpu = v.cpu_req[b, s] * core.size_levels[level]
-        memory = v.mem_req[b, s] * core.size_levels[level]
+        cpu = v.cpu_req[b, s] * cpu_frac[b, s, level]
+        memory = v.mem_req[b, s] * mem_frac[b, s, level]
         assert v.node_exists[b, s, m]
         assert v.node_alloc_cpu[b, s, m] + cpu <= v.node_cores[b, s, m] * (1 + TOL)
         assert v.node_alloc_mem[b, s, m] + memory <= v.node_mem_gib[b, s, m] * (1 + TOL)

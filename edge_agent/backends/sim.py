@@ -69,6 +69,7 @@ class SimSiteBackend(Backend):
             num_sites=topo.num_sites, nodes=m, size_levels=tuple(sc.sizing.size_levels),
             headroom_levels=len(sc.sizing.headroom_levels), max_app_size=sc.max_app_size,
             ref_cores=topo.ref_cores, ref_mem_gib=topo.ref_mem_gib,
+            **EdgeEncoder.scenario_options(sc),
         )
         self.cloud_encoder = CloudEncoder(
             num_sites=topo.num_sites, max_app_size=sc.max_app_size, ref_cores=topo.ref_cores,
