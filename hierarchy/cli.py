@@ -3,6 +3,7 @@
     hierarchy scenarios
     hierarchy evaluate --scenario small --policies all --episodes 3 --out results/small
     hierarchy demo --scenario small --sites 2 --duration 10
+    hierarchy train --scenario default --total-steps 4000000 --seed 0 --out models/default
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("features", add_help=False,
                    help="per-container behaviour features, classes and example plots "
                    "(see `hierarchy features --help`)")
+    sub.add_parser("train", add_help=False,
+                   help="train the edge and cloud actors with MAPPO and export the policy "
+                   "(see `hierarchy train --help`)")
     sub.add_parser("workload", add_help=False,
                    help="convert public traces to hierarchy's formats "
                    "(see `hierarchy workload convert --help`)")
@@ -89,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated policy names, or 'all' (the default) for every "
                     "policy that applies to the scenario; offline-optimal applies only where "
                     "it can be solved (small platforms, --horizon-s 1200 or less). "
-                    f"Policies: {', '.join(POLICY_NAMES)}, offline-optimal")
+                    f"Policies: {', '.join(POLICY_NAMES)}, offline-optimal, and learned "
+                    "policies: learned (the shipped models/default) or learned:DIR (a "
+                    "directory written by `hierarchy train`)")
     ev.add_argument("--episodes", type=_positive_int, default=3, metavar="N",
                     help="episodes (seeds) per policy (default: 3)")
     ev.add_argument("--seed", type=int, default=0, metavar="S",
@@ -220,6 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["workload"]:
         return cmd_workload(argv[1:])
+    if argv[:1] == ["train"]:
+        from hierarchy.train_cli import main as train_main
+
+        return train_main(argv[1:])
     if argv[:1] == ["features"]:
         from hierarchy.features.report import main as features_main
 

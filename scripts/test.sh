@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
+# torch first, pinned: the CPU build; a looser requirement would pull CUDA packages.
+"$PYTHON" -m pip install --quiet "torch==2.13.0"
 "$PYTHON" -m pip install --quiet -e ".[dev]"
 "$PYTHON" -m pytest -q -p no:cacheprovider "$@"

@@ -18,6 +18,12 @@ import numpy as np
 from scipy import stats
 
 from hierarchy.policies.base import Policy, PolicyContext
+from hierarchy.policies.learned import (
+    DEFAULT_POLICY_DIR,
+    LEARNED_PREFIX,
+    load_learned_policy,
+)
+from hierarchy.policies.policy_file import PolicyFileError
 from hierarchy.policies.registry import POLICY_NAMES, UnknownPolicyError, make_policy
 from hierarchy.scenario import Scenario, load_scenario
 from sim.core import BatchedCore
@@ -104,6 +110,23 @@ def heuristic_factory(name: str) -> PolicyFactory:
     return build
 
 
+def learned_factory(name: str, scenario: Scenario) -> PolicyFactory:
+    """`learned:PATH` (or `learned`: the shipped models/default) as a factory; the policy
+    file is read and checked against the scenario now, so a bad one fails before any run."""
+    path = name[len(LEARNED_PREFIX):] if name.startswith(LEARNED_PREFIX) else DEFAULT_POLICY_DIR
+    probe = BatchedCore(scenario, batch_size=1, seed=0, record_metrics=False)
+    try:
+        load_learned_policy(path, PolicyContext(probe.edge_encoder, probe.cloud_encoder))
+    except PolicyFileError as exc:
+        raise EvaluationError(f"{name}: {exc}") from None
+
+    def build(scenario: Scenario, core: BatchedCore, seed: int) -> Policy:
+        ctx = PolicyContext(core.edge_encoder, core.cloud_encoder, seed=seed)
+        return load_learned_policy(path, ctx)
+
+    return build
+
+
 def applicable_policies(scenario: Scenario) -> list[str]:
     """Every policy that applies to `scenario` (the offline optimum only where it solves)."""
     from sim.offline_optimal import offline_optimal_applies
@@ -134,8 +157,10 @@ def resolve_policies(scenario: Scenario, names: Sequence[str]) -> dict[str, Poli
             factories[name] = offline_optimal_factory()
         elif name in POLICY_NAMES:
             factories[name] = heuristic_factory(name)
+        elif name == "learned" or name.startswith(LEARNED_PREFIX):
+            factories[name] = learned_factory(name, scenario)
         else:
-            known = ", ".join([*POLICY_NAMES, OFFLINE_OPTIMAL, "all"])
+            known = ", ".join([*POLICY_NAMES, OFFLINE_OPTIMAL, "learned", "learned:PATH", "all"])
             raise UnknownPolicyError(f"unknown policy {name!r}; known policies: {known}")
     return factories
 

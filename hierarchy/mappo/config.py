@@ -1,0 +1,77 @@
+"""Training settings: one dataclass with the defaults the shipped policy was trained with."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+ALGOS = ("mappo", "ippo")
+CLOUD_LEVELS = ("learned", "rule")
+
+
+@dataclass
+class TrainConfig:
+    total_steps: int = 2_000_000  # simulator steps summed over the batch (one decision round each)
+    seed: int = 0
+    algo: str = "mappo"  # mappo: critic on the global state; ippo: critic on each agent's own obs
+    cloud: str = "learned"  # learned: a cloud actor; rule: the baselines' near-peers rule
+    batch: int = 32  # simulator copies stepped together
+    rollout: int = 128  # steps per copy between updates
+    epochs: int = 5
+    minibatches: int = 4
+    gamma: float = 0.99  # per simulated tick; decision rounds inside one tick are not discounted
+    lam: float = 0.95
+    clip: float = 0.2
+    lr: float = 5e-4
+    lr_final_frac: float = 0.0  # linear annealing to lr * lr_final_frac
+    entropy: float = 0.01
+    value_coef: float = 1.0
+    huber_delta: float = 10.0
+    max_grad_norm: float = 10.0
+    hidden: tuple[int, ...] = (128, 128)
+    critic_hidden: tuple[int, ...] = (256, 256)
+    activation: str = "tanh"
+    threads: int = 2
+    eval_every: int = 20  # updates between evaluations (0: only at the end)
+    eval_copies: int = 16
+    eval_seed: int = 1_000_000  # evaluation workloads: a seed never used for training
+    checkpoint_every: int = 50  # updates between checkpoints
+
+    def validate(self) -> TrainConfig:
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
+        if self.cloud not in CLOUD_LEVELS:
+            raise ValueError(f"cloud must be one of {CLOUD_LEVELS}, got {self.cloud!r}")
+        if self.activation not in ("tanh", "relu"):
+            raise ValueError(f"activation must be tanh or relu, got {self.activation!r}")
+        for name in ("total_steps", "batch", "rollout", "epochs", "minibatches", "threads",
+                     "eval_copies"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.eval_seed == self.seed:
+            raise ValueError("eval_seed must differ from the training seed")
+        if not 0 < self.gamma <= 1 or not 0 <= self.lam <= 1:
+            raise ValueError("gamma must be in (0, 1] and lam in [0, 1]")
+        return self
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.batch * self.rollout
+
+    @property
+    def updates(self) -> int:
+        return max(1, -(-self.total_steps // self.steps_per_update))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        d["critic_hidden"] = list(self.critic_hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        for k in ("hidden", "critic_hidden"):
+            if k in kw:
+                kw[k] = tuple(int(x) for x in kw[k])
+        return cls(**kw).validate()
