@@ -304,6 +304,15 @@ class CloudAgent:
                 "offloads": {**self.stats, "waiting_on_sites": len(self.forwards)},
             }
 
+    def forget_site(self, site: str) -> bool:
+        """Drop `site` from the view and clear its retained status; False if unknown."""
+        with self.lock:
+            if site not in self.sites or not p.is_site_id(site):
+                return False
+            del self.sites[site]
+        self._publish(p.status_topic(site), b"", retain=True)  # empty retained: cleared
+        return True
+
     def site_detail(self, site: str) -> dict[str, Any] | None:
         with self.lock:
             st = self.sites.get(site)

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from typing import Any
 
-from cloud_agent.config import ConfigError, load_config, parse_hostport
-from hierarchy.agent_config import configure_logging, with_mqtt_credentials
+from cloud_agent.config import (
+    CloudConfig,
+    ConfigError,
+    api_token_from_env,
+    load_config,
+    parse_hostport,
+)
+from hierarchy.agent_config import configure_logging, secret_in_url, with_mqtt_credentials
+
+log = logging.getLogger("cloud_agent")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,8 +27,9 @@ def parser() -> argparse.ArgumentParser:
         description="The hierarchy's cloud agent: places what the edge agents offload (the "
         "cloud pool, or another site with room near the container's peers), keeps the "
         "global view and serves it over REST (OpenAPI docs at /docs).",
-        epilog="The MQTT password may also come from the HIERARCHY_MQTT_PASSWORD environment "
-        "variable.",
+        epilog="Secrets never go on the command line (ps shows it): the MQTT password comes "
+        "from HIERARCHY_MQTT_PASSWORD or mqtt.password_file, the REST token from "
+        "HIERARCHY_API_TOKEN or --api-token-file. See docs/security.md.",
     )
     ap.add_argument("--config", metavar="FILE", help="YAML configuration file")
     ap.add_argument("--broker", metavar="URL", help="mqtt://host:port (default 127.0.0.1:1883)")
@@ -35,6 +46,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--discovery-interface", action="append", dest="discovery_interfaces",
                     metavar="ADDR", help="address zeroconf binds to (repeatable; default all)")
     ap.add_argument("--username", help="MQTT user name")
+    ap.add_argument("--api-token-file", metavar="FILE",
+                    help="file holding the REST bearer token (enables the endpoints that change "
+                    "state; see docs/security.md)")
     ap.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
     return ap
 
@@ -45,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         "broker": args.broker, "scenario": args.scenario, "speed": args.speed,
         "advertised_broker": args.advertised_broker,
         "discovery_interfaces": args.discovery_interfaces, "log_level": args.log_level,
-        "hierarchy": args.hierarchy,
+        "hierarchy": args.hierarchy, "api_token_file": args.api_token_file,
+        "api_token": api_token_from_env(),
     }
     try:
         if args.http:
@@ -57,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cloud-agent: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level)
+    warn_about_exposure(config, args.broker)
     import uvicorn  # after parsing: --help stays fast
 
     from cloud_agent.app import create_app
@@ -75,6 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     uvicorn.run(app, host=config.http_host, port=config.http_port,
                 log_level=config.log_level.lower())
     return 0
+
+
+def warn_about_exposure(config: CloudConfig, broker_arg: str | None) -> None:
+    """Say so when a secret sits on the command line or the REST API is reachable from the
+    network without a token."""
+    if secret_in_url(broker_arg):
+        log.warning("--broker carries a password, which any local user can read with ps: "
+                    "use HIERARCHY_MQTT_PASSWORD or mqtt.password_file instead")
+    if config.http_host not in LOOPBACK and not config.protect_reads:
+        log.warning("the REST API listens on %s, beyond loopback, and its read endpoints need "
+                    "no token: set protect_reads (see docs/security.md)", config.http_host)
 
 
 if __name__ == "__main__":

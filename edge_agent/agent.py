@@ -35,7 +35,7 @@ from hierarchy import protocol as p
 from hierarchy.discovery import discover
 from hierarchy.policies.base import Policy, PolicyContext
 from hierarchy.policies.registry import make_policy
-from hierarchy.transport import Incoming, MqttTransport, StatusMessages
+from hierarchy.transport import Incoming, MqttTransport, StatusMessages, acknowledged
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class EdgeAgent:
         self._next_scan = 0.0
         self._next_confirm = 0.0
         self._next_prune = 0.0
+        self._next_offload_retry = time.monotonic() + config.offload_retry_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ready = threading.Event()  # set once connected and serving
@@ -117,11 +118,29 @@ class EdgeAgent:
             found = discover(self.config.discovery_timeout_s, self.config.discovery_interfaces,
                              stop=self._stop, hierarchy=self.config.hierarchy)
             if found is not None and found.broker:
-                log.info("found %s: broker %s", found.name, found.broker)
-                return found.broker
+                refusal = self._discovered_broker_refusal(found.broker)
+                if refusal is None:
+                    log.info("found %s: broker %s", found.name, found.broker)
+                    return found.broker
+                log.warning("ignoring %s announced by %s: %s", found.broker, found.name,
+                            refusal)
+                self._stop.wait(1.0)
+                continue
             if not self._stop.is_set():
                 log.warning("no hierarchy announced within %.0f s; still looking",
                             self.config.discovery_timeout_s)
+        return None
+
+    def _discovered_broker_refusal(self, url: str) -> str | None:
+        """Why a broker URL found with zeroconf must not be used, None when it may. Anyone on
+        the link can announce a hierarchy: an agent that holds credentials sends them only
+        over TLS, where the broker's certificate is checked against its CA."""
+        try:
+            broker = self.config.mqtt.broker_config(url)
+        except ValueError as exc:
+            return str(exc)
+        if (broker.username or broker.password) and not broker.tls:
+            return "it is not TLS (mqtts://) and this agent would send its credentials"
         return None
 
     def connect(self) -> bool:
@@ -140,9 +159,16 @@ class EdgeAgent:
             status=StatusMessages(p.status_topic(site), self._status("online"),
                                   self._status("offline")),
             manual_ack=True,
+            on_connect=self._on_connected,
         )
         self.transport.start()
         return True
+
+    def _on_connected(self) -> None:
+        # (paho's thread: only a flag.) A broker that crashed may have lost offloads it had
+        # acknowledged, or the cloud's answers to them: ask again; the cloud answers each
+        # (site, request id) once and repeats that answer.
+        self._resend_offloads = True
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Serve until `stop` is set (or `shutdown()`), then close cleanly."""
@@ -153,7 +179,11 @@ class EdgeAgent:
                 return
             assert self.transport is not None
             while not self._stop.is_set():
-                self.step(0.02)
+                try:
+                    self.step(0.02)
+                except Exception:  # the site must outlive any one failure (each batch is
+                    log.exception("the decision loop failed; carrying on")  # one transaction)
+                    self._stop.wait(0.1)
                 if not self.ready.is_set() and self.transport.connected:
                     self.ready.set()
         finally:
@@ -380,13 +410,13 @@ class EdgeAgent:
             return
         self._next_confirm = now + 0.05
         done: list[int] = []
-        while self._inflight and self._inflight[0][1].is_published():
+        while self._inflight and acknowledged(self._inflight[0][1]):
             done.append(self._inflight.popleft()[0])
         if self._inflight and (full or now >= self._next_scan):
             self._next_scan = now + 1.0  # acks can come out of order: look at all now and then
             keep: deque[tuple[int, mqtt.MQTTMessageInfo]] = deque()
             for row_id, info in self._inflight:
-                (done.append(row_id) if info.is_published() else keep.append((row_id, info)))
+                (done.append(row_id) if acknowledged(info) else keep.append((row_id, info)))
             self._inflight = keep
         if done:
             with self.store.transaction():
@@ -397,6 +427,10 @@ class EdgeAgent:
     def _periodic(self) -> None:
         now = time.monotonic()
         self.backend.advance()
+        if now >= self._next_offload_retry:
+            self._next_offload_retry = now + self.config.offload_retry_s
+            if self.store.pending_count():
+                self._resend_offloads = True  # the ultimate recovery: a timeout
         if self._resend_offloads:
             self._resend_offloads = False
             pending = self.store.all_pending()

@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from edge_agent.config import ConfigError, load_config
-from hierarchy.agent_config import configure_logging, with_mqtt_credentials
+from hierarchy.agent_config import configure_logging, secret_in_url, with_mqtt_credentials
 
 
 def parser() -> argparse.ArgumentParser:
@@ -19,8 +19,9 @@ def parser() -> argparse.ArgumentParser:
         description="The hierarchy's edge agent: places and sizes the containers requested at "
         "one edge site, within the site's power budget, and offloads the rest to the cloud "
         "agent. Options override the configuration file.",
-        epilog="The MQTT password may also come from the HIERARCHY_MQTT_PASSWORD environment "
-        "variable. Stop with SIGTERM or Ctrl-C: the agent finishes its batch, says offline and "
+        epilog="The MQTT password comes from the HIERARCHY_MQTT_PASSWORD environment variable "
+        "or mqtt.password_file in the configuration, never the command line. Stop with "
+        "SIGTERM or Ctrl-C: the agent finishes its batch, says offline and "
         "keeps unsent messages in its store for the next start.",
     )
     ap.add_argument("--site", help="this site's id, e.g. edge-0 (required here or in --config)")
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge-agent: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level)
+    if secret_in_url(args.broker):
+        logging.getLogger("edge_agent").warning(
+            "--broker carries a password, which any local user can read with ps: use "
+            "HIERARCHY_MQTT_PASSWORD or mqtt.password_file instead")
     from edge_agent.agent import EdgeAgent  # after parsing: --help stays fast
 
     try:

@@ -44,6 +44,9 @@ class EdgeConfig(BaseModel):
     batch_max: int = Field(default=256, ge=1, description="requests decided per commit")
     outbox_inflight_max: int = Field(
         default=5_000, ge=1, description="outbox messages handed to MQTT before their ack")
+    offload_retry_s: float = Field(
+        default=15.0, gt=0, description="send offloads still unanswered after this long "
+        "again (a broker that crashed may have lost them; the cloud answers each once)")
     decision_retention_s: float = Field(
         default=7 * 86400.0, gt=0, description="how long decided request ids are remembered")
     discovery_timeout_s: float = Field(default=10.0, gt=0, description="zeroconf wait, s")

@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,7 +26,12 @@ class MqttOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     username: str | None = Field(default=None, description="MQTT user name")
-    password: str | None = Field(default=None, description="MQTT password", repr=False)
+    password: str | None = Field(
+        default=None, repr=False,
+        description="MQTT password; prefer password_file or $HIERARCHY_MQTT_PASSWORD")
+    password_file: str | None = Field(
+        default=None, description="file holding the MQTT password (first line), e.g. a "
+        "systemd credential; read at start")
     tls: bool | None = Field(default=None, description="force TLS on/off (default: from URL)")
     ca_file: str | None = Field(default=None, description="CA bundle for TLS")
     cert_file: str | None = Field(default=None, description="client certificate for TLS")
@@ -35,7 +41,23 @@ class MqttOptions(BaseModel):
     reconnect_max_s: int = Field(default=30, ge=1, description="longest reconnect delay, s")
 
     def broker_config(self, url: str) -> BrokerConfig:
-        return BrokerConfig.from_url(url, **self.model_dump(exclude_none=True))
+        fields = self.model_dump(exclude_none=True, exclude={"password_file"})
+        if self.password is None and self.password_file is not None:
+            fields["password"] = read_secret(self.password_file, "mqtt.password_file")
+        return BrokerConfig.from_url(url, **fields)
+
+
+def read_secret(path: str | Path, what: str) -> str:
+    """The first line of the file at `path` (a password or a token), without its newline;
+    ConfigError, naming `what` and the file, when it cannot be read or is empty."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what}: cannot read {path}: {exc}") from None
+    secret = text.splitlines()[0].strip() if text.strip() else ""
+    if not secret:
+        raise ConfigError(f"{what}: {path} is empty")
+    return secret
 
 
 def load_model(model: type[C], path: str | Path | None,
@@ -80,6 +102,14 @@ def with_mqtt_credentials(config: C, username: str | None) -> C:
     if not update:
         return config
     return config.model_copy(update={"mqtt": config.mqtt.model_copy(update=update)})
+
+
+def secret_in_url(url: str | None) -> bool:
+    """Whether a broker URL carries a password (`mqtt://user:secret@host`): on a command line
+    every local user can read it with `ps`, so the CLIs warn about it."""
+    if not url or "://" not in url:
+        return False
+    return urlsplit(url).password is not None
 
 
 def configure_logging(level: str) -> None:

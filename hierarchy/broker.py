@@ -82,9 +82,13 @@ class EmbeddedBroker:
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
+    def config_text(self) -> str:
+        """The mosquitto.conf it runs with (a subclass may serve another one)."""
+        return loopback_config(self.port)
+
     def start(self) -> None:
         """Start it and wait until it accepts connections; BrokerError if it does not."""
-        self.conf.write_text(loopback_config(self.port))
+        self.conf.write_text(self.config_text())
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)],
                                          stdout=subprocess.DEVNULL, stderr=log,

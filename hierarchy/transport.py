@@ -147,7 +147,9 @@ class MqttTransport:
         if config.username is not None:
             c.username_pw_set(config.username, config.password)
         if config.tls:
+            # Verifies the broker's certificate and host name; TLS 1.2 at least.
             context = ssl.create_default_context(cafile=config.ca_file)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
             if config.cert_file:
                 context.load_cert_chain(config.cert_file, config.key_file)
             c.tls_set_context(context)
@@ -265,9 +267,24 @@ def _set_nodelay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
         pass
 
 
+def acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+    """Whether the broker acknowledged a message handed to `publish`.
+
+    paho's `is_published()` raises for a message published while disconnected (rc NO_CONN),
+    although paho keeps such a message and sends it on reconnect: read its flag instead, so
+    a broker outage is a delay, not an exception in the caller's loop."""
+    if info.rc == mqtt.MQTT_ERR_NO_CONN:
+        with info._condition:
+            return bool(info._published)
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):  # never queued (e.g. paho's queue was full)
+        return False
+
+
 def _wait_published(info: mqtt.MQTTMessageInfo, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
-    while not info.is_published():
+    while not acknowledged(info):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.002)
