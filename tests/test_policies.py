@@ -378,3 +378,26 @@ def test_policies_run_clean_in_the_simulator() -> None:
             core.step(pol.edge(core.edge_view, core.edge_mask, core.edge_obs),
                       pol.cloud(core.cloud_view, core.cloud_mask, core.cloud_obs))
         assert core.st.invalid_actions.sum() == 0, name
+
+
+def test_rightsized_power_aware_sizes_seen_services_from_their_prediction() -> None:
+    from sim.core import BatchedCore
+
+    core = BatchedCore("default", batch_size=2, seed=4, record_metrics=False)
+    enc = core.edge_encoder
+    assert enc.predicted_size_margin is not None
+    rule = make_policy("power-aware-rightsized", PolicyContext(enc, core.cloud_encoder)).edge
+    predicted_level = len(enc.size_levels)
+    below_request = 0
+    for _ in range(3000):
+        actions = rule(core.edge_view, core.edge_mask, core.edge_obs)
+        kind, _, size, _ = enc.layout.decode(actions)
+        placed = kind == EDGE_PLACE
+        # Always the predicted level (for a service not seen yet it means the request).
+        assert np.all(size[placed] == predicted_level)
+        assert np.take_along_axis(core.edge_mask, actions[..., None], -1).all()
+        cpu_frac = enc.size_fractions(core.edge_view)[0][..., predicted_level]
+        assert np.all((cpu_frac >= 0.1 - 1e-12) & (cpu_frac <= 1.0))
+        below_request += int((placed & (cpu_frac < 1.0)).sum())
+        core.step(actions, np.full(core.B, 2))
+    assert below_request > 20  # services recur, and their prediction sizes them

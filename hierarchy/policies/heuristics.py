@@ -102,8 +102,10 @@ class EdgeRule:
         return score + 0.5 * self.rng.random(np.shape(score))
 
     def pod_request(self, view: EdgeView, size: int | None = None) -> tuple[np.ndarray, ...]:
-        level = self.encoder.size_levels[self.size if size is None else size]
-        return view.cpu_req * level, view.mem_req * level
+        """(CPU, memory) the container gets at size level `size` (the rule's by default)."""
+        level = self.size if size is None else size
+        cpu_frac, mem_frac = self.encoder.size_fractions(view)
+        return view.cpu_req * cpu_frac[..., level], view.mem_req * mem_frac[..., level]
 
 
 class RandomRule(EdgeRule):
@@ -193,6 +195,21 @@ class PowerAwareRule(EdgeRule):
         return -added_power_w(view, self.pod_request(view)[0])
 
 
+class PowerAwareRightSizedRule(PowerAwareRule):
+    """power-aware, sized from the service's predicted p95 usage (the predicted size level:
+    what a vertical pod autoscaler's recommendation gives), at request for a service not seen
+    yet; resizing off. A stronger bar than sizing at request on workloads that use far less
+    than they ask for. Without a predicted level it is power-aware."""
+
+    name = "power-aware-rightsized"
+
+    def __init__(self, encoder: EdgeEncoder, headroom: int = STATIC_HEADROOM,
+                 seed: int = 0) -> None:
+        super().__init__(encoder, headroom, seed)
+        if encoder.predicted_size_margin is not None:
+            self.size = len(encoder.size_levels)
+
+
 def added_power_w(view: EdgeView, cpu: np.ndarray) -> np.ndarray:
     """(..., M) watts added on each node by `cpu` (...) cores, rounded to 1 uW for ties."""
     delta = power_delta_w(
@@ -270,7 +287,7 @@ EDGE_RULES: dict[str, type[EdgeRule]] = {
     rule.name: rule
     for rule in (
         RandomRule, RoundRobinRule, FirstFitRule, MostAllocatedRule, K8sDefaultRule,
-        TargetLoadPackingRule, PowerAwareRule, DependencyAwareRule, EdgeOnlyRule,
-        CloudOnlyRule,
+        TargetLoadPackingRule, PowerAwareRule, PowerAwareRightSizedRule, DependencyAwareRule,
+        EdgeOnlyRule, CloudOnlyRule,
     )
 }
