@@ -19,7 +19,9 @@ from hierarchy.policies.cloud_level import NearPeersCloudRule
 from hierarchy.policies.registry import make_policy
 
 # Heuristics that led on cost in the baseline runs; the best of them is the bar.
-BAR_HEURISTICS = ("power-aware", "most-allocated", "target-load-packing")
+BAR_HEURISTICS = (
+    "power-aware", "power-aware-rightsized", "most-allocated", "target-load-packing",
+)
 
 EnvFactory = Callable[[int, int], object]  # (batch, seed) -> a BatchedCore-like env
 Decide = Callable[[object], tuple[np.ndarray, np.ndarray]]  # env -> (edge, cloud) actions
