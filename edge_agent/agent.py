@@ -28,13 +28,13 @@ from collections import deque
 import paho.mqtt.client as mqtt
 
 from edge_agent.backends.base import Backend, Placement
+from edge_agent.behaviour import BehaviourBook, service_of
 from edge_agent.config import EdgeConfig
-from edge_agent.decide import PeerBook, SiteDecider
+from edge_agent.decide import PeerBook, SiteDecider, load_policy
 from edge_agent.store import PendingOffload, Store
 from hierarchy import protocol as p
 from hierarchy.discovery import discover
 from hierarchy.policies.base import Policy, PolicyContext
-from hierarchy.policies.registry import make_policy
 from hierarchy.transport import Incoming, MqttTransport, StatusMessages, acknowledged
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,11 @@ class EdgeAgent:
         self.config = config
         self.site = config.site
         self.backend = backend or make_backend(config)
-        self.policy = policy or make_policy(
+        self.policy = policy or load_policy(
             config.policy,
             PolicyContext(self.backend.encoder, self.backend.cloud_encoder, seed=config.seed))
-        self.decider = SiteDecider(self.backend, self.policy)
+        self.decider = SiteDecider(self.backend, self.policy, BehaviourBook(
+            config.behaviour_max_services, config.behaviour_sample_s))
         self.store = Store(config.store_path)
         self.peers = PeerBook(self.site)
         self.counts = {k: 0 for k in ("placed", "offloaded", "rejected")}
@@ -292,7 +293,8 @@ class EdgeAgent:
             node_id = self.backend.node_ids[choice.node]
             placed = self.backend.place(Placement(
                 key=key, app=req.app, container=req.container, node=choice.node,
-                cpu_cores=choice.cpu_cores, mem_gib=choice.mem_gib, lifetime_s=req.lifetime_s))
+                cpu_cores=choice.cpu_cores, mem_gib=choice.mem_gib, lifetime_s=req.lifetime_s,
+                service=service_of(req), cpu_req=req.cpu_cores, mem_req=req.mem_gib))
             if placed:
                 if choice.headroom >= 0:
                     self.backend.set_knob(choice.headroom)
@@ -427,6 +429,7 @@ class EdgeAgent:
     def _periodic(self) -> None:
         now = time.monotonic()
         self.backend.advance()
+        self.decider.sample_usage()  # the services' statistics
         if now >= self._next_offload_retry:
             self._next_offload_retry = now + self.config.offload_retry_s
             if self.store.pending_count():

@@ -28,7 +28,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--config", metavar="FILE", help="YAML configuration file")
     ap.add_argument("--broker", metavar="URL",
                     help="mqtt://host:port or mqtts://...; default: found with zeroconf")
-    ap.add_argument("--policy", help="policy name (default: power-aware)")
+    ap.add_argument("--policy", metavar="NAME|learned|learned:DIR",
+                    help="a heuristic (default: power-aware), `learned` for the shipped policy "
+                    "or `learned:DIR` for an exported one (DIR/policy.npz + policy.json)")
     ap.add_argument("--backend", choices=["sim"], help="what the agent controls (default: sim)")
     ap.add_argument("--scenario", help="sim backend: scenario name or YAML path")
     ap.add_argument("--site-index", type=int, help="sim backend: the scenario's site index")
@@ -66,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         agent = EdgeAgent(config)
-    except (ValueError, RuntimeError) as exc:
-        print(f"edge-agent: {exc}", file=sys.stderr)
+    except (ValueError, RuntimeError, OSError) as exc:
+        # A policy that cannot be used (unknown, missing, tampered, trained for another
+        # observation), a backend or store that cannot start: one line, no traceback.
+        print(f"edge-agent: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -26,7 +26,11 @@ class EdgeConfig(BaseModel):
         default=None, description="mqtt://host:port; none: find it with zeroconf")
     mqtt: MqttOptions = Field(default_factory=MqttOptions)
     client_id: str | None = Field(default=None, description="default: hierarchy-edge-{site}")
-    policy: str = Field(default="power-aware", description="a policy name of the registry")
+    policy: str = Field(
+        default="power-aware", min_length=1, max_length=4096,
+        description="a heuristic of the registry (power-aware, first-fit, ...), `learned` (the "
+        "shipped policy, models/default) or `learned:DIR` (an exported policy: DIR/policy.npz "
+        "+ DIR/policy.json, run with NumPy)")
     seed: int = Field(default=0, description="seed of the policy's random tie-breaking")
     backend: Literal["sim"] = Field(default="sim", description="what the agent controls")
     scenario: str = Field(default="default", description="sim backend: scenario name or path")
@@ -47,6 +51,12 @@ class EdgeConfig(BaseModel):
     offload_retry_s: float = Field(
         default=15.0, gt=0, description="send offloads still unanswered after this long "
         "again (a broker that crashed may have lost them; the cloud answers each once)")
+    behaviour_sample_s: float = Field(
+        default=300.0, gt=0, description="backend seconds between usage samples of the "
+        "running containers for their services' statistics (the simulator's 300 s)")
+    behaviour_max_services: int = Field(
+        default=4096, ge=1, description="(service, container) statistics kept, at most (the "
+        "least recently observed are dropped)")
     decision_retention_s: float = Field(
         default=7 * 86400.0, gt=0, description="how long decided request ids are remembered")
     discovery_timeout_s: float = Field(default=10.0, gt=0, description="zeroconf wait, s")

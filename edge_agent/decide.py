@@ -2,24 +2,91 @@
 
 The view is filled from the backend exactly as the simulator fills it from its state, and
 encoded by the same `EdgeEncoder` (hierarchy.observation), so the policy sees on a gateway
-what it saw in training. The mask is the hard guard: the policy may only pick placements
+what it saw in training, the pending container's service behaviour included
+(edge_agent.behaviour). The mask is the hard guard: the policy may only pick placements
 that keep every node within capacity and the site within its power budget, or offload.
+
+`load_policy` turns the `policy` setting into a policy: a heuristic name of the registry,
+`learned` (the shipped policy) or `learned:DIR` (an exported MAPPO policy, run with NumPy).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from edge_agent.backends.base import Backend
+from edge_agent.behaviour import BehaviourBook
 from hierarchy.actions import EDGE_PLACE
 from hierarchy.locations import LocationBook
 from hierarchy.observation import EdgeView
-from hierarchy.policies.base import Policy
+from hierarchy.policies.base import Policy, PolicyContext
 from hierarchy.policies.heuristics import request_size_level
+from hierarchy.policies.learned import DEFAULT_POLICY_DIR, LEARNED_PREFIX, load_learned_policy
+from hierarchy.policies.policy_file import META_FILE, PolicyFileError
+from hierarchy.policies.registry import UnknownPolicyError, make_policy
 from hierarchy.protocol import CLOUD_LOCATION, Request
+
+LEARNED = "learned"
+MAX_LABEL = 128  # the wire's limit on a decision's `policy`
+
+
+def load_policy(spec: str, ctx: PolicyContext) -> Policy:
+    """The policy `spec` names, checked against the platform of `ctx`.
+
+    `learned:DIR` loads an exported policy (DIR/policy.npz + DIR/policy.json) with NumPy;
+    `learned` the shipped one. Anything else is a heuristic of the registry. A policy that
+    cannot be used raises ValueError (PolicyFileError for policy files) with one line that
+    says why: unknown name, missing or tampered file, another observation spec, malformed
+    metadata, weights that do not fit the platform.
+    """
+    if spec != LEARNED and not spec.startswith(LEARNED_PREFIX):
+        try:
+            return make_policy(spec, ctx)
+        except UnknownPolicyError as exc:
+            raise UnknownPolicyError(f"{exc}, learned (the shipped policy), learned:DIR"
+                                     ) from None
+    if spec == LEARNED:
+        path = DEFAULT_POLICY_DIR
+        if not (path / META_FILE).is_file():
+            raise PolicyFileError(
+                "policy 'learned': no shipped policy in models/default yet; train one "
+                "(hierarchy train) and give it as learned:DIR, or use a heuristic")
+    else:
+        raw = spec[len(LEARNED_PREFIX):].strip()
+        if not raw:
+            raise PolicyFileError("policy 'learned:': give the policy directory after the colon")
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise PolicyFileError(f"{path}: no such policy directory or file")
+    try:
+        policy = load_learned_policy(path, ctx)
+    except PolicyFileError:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        # policy.json is not covered by the weights' hash: a hand-edited one can be anything.
+        raise PolicyFileError(f"{path}: malformed policy metadata "
+                              f"({type(exc).__name__}: {exc})") from None
+    _check_actor(path, policy, ctx)
+    return policy
+
+
+def _check_actor(path: Path, policy: Policy, ctx: PolicyContext) -> None:
+    """Refuse weights whose shapes do not fit the platform (before the first request)."""
+    actor = getattr(policy.edge, "actor", None)
+    if actor is None:
+        return
+    dim, n = ctx.edge_encoder.spec.dim, ctx.edge_encoder.layout.n
+    if actor.obs_dim != dim or actor.n_actions != n:
+        raise PolicyFileError(
+            f"{path}: the edge actor's weights take {actor.obs_dim} features and give "
+            f"{actor.n_actions} actions, the platform has {dim} and {n}")
+    logits = actor.logits(np.zeros((1, dim), dtype=np.float32))
+    if logits.shape != (1, n) or not np.all(np.isfinite(logits)):
+        raise PolicyFileError(f"{path}: the edge actor gives no finite scores")
 
 
 @dataclass(frozen=True)
@@ -57,9 +124,11 @@ class PeerBook(LocationBook):
 class SiteDecider:
     """Builds views of one site and asks the policy, within the guard."""
 
-    def __init__(self, backend: Backend, policy: Policy) -> None:
+    def __init__(self, backend: Backend, policy: Policy,
+                 behaviour: BehaviourBook | None = None) -> None:
         self.backend = backend
         self.policy = policy
+        self.behaviour = behaviour if behaviour is not None else BehaviourBook()
         self.encoder = backend.encoder
         self.layout = self.encoder.layout
         self.size_levels = np.asarray(self.encoder.size_levels, dtype=np.float64)
@@ -67,7 +136,14 @@ class SiteDecider:
 
     @property
     def policy_label(self) -> str:
-        return f"{self.policy.name}@{self.policy.version}"
+        """`name@version` (a learned policy's version: the first 12 hex digits of its
+        weights' SHA-256), within the wire's 128 characters, the version kept whole."""
+        version = str(self.policy.version)[:40]
+        return f"{self.policy.name[: MAX_LABEL - 1 - len(version)]}@{version}"
+
+    def sample_usage(self) -> int:
+        """Feed the service statistics from the backend's usage when a sample is due."""
+        return self.behaviour.sample(self.backend)
 
     def view(self, req: Request | None, queue_fill: float = 0.0, cloud_free_frac: float = 1.0,
              peers: PeerBook | None = None) -> EdgeView:
@@ -114,6 +190,7 @@ class SiteDecider:
             node_mem_gib=n.mem_gib, node_alloc_cpu=n.alloc_cpu, node_alloc_mem=n.alloc_mem,
             node_used_cpu=n.used_cpu, node_peers=node_peers.astype(f8), node_speed=n.speed,
             node_idle_w=n.idle_w, node_max_w=n.max_w, node_sleep_w=n.sleep_w, curves=n.curves,
+            **self.behaviour.view_fields(req),
         )
 
     def choose(self, req: Request, view: EdgeView) -> Choice:

@@ -7,20 +7,31 @@
   whatever was not acknowledged is sent again after a restart or an outage.
 
 One thread uses a store (the agent's decision loop). Writes of a batch of requests go in one
-transaction (`with store.transaction():`); WAL journaling with synchronous=NORMAL makes a
-commit cheap and keeps the database consistent across a crash.
+transaction (`with store.transaction():`, a group commit); WAL journaling with
+synchronous=NORMAL makes a commit cheap (no fsync: an OS crash or power cut can lose the last
+commits, never corrupt the file; a crash of the agent alone loses nothing committed) and keeps
+the database consistent across a crash. Requests are acknowledged to the broker only after
+the commit that holds their decisions, so a crash of the agent loses no request. A power cut
+can lose the last commits after their requests were acknowledged; synchronous=FULL would close
+that gap at the cost of an fsync per commit.
+
+Outbox rows this store inserted are also kept in memory once committed (up to
+`OUTBOX_CACHE_MAX`), so handing fresh rows to MQTT costs no query; rows from before a
+restart, or beyond the cap, are read from the file.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 STORE_VERSION = "1"
+OUTBOX_CACHE_MAX = 20_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +86,11 @@ class Store:
                                f"{STORE_VERSION}; move the file away to start afresh")
         self._depth = 0
         self._load_pending_keys()
+        # Committed outbox rows inserted by this store, in id order; every row with an id at
+        # least `_cache_start` is in it (ids only grow: AUTOINCREMENT). None: nothing cached.
+        self._cache: deque[OutboxRow] = deque()
+        self._cache_start: int | None = None
+        self._uncommitted: list[OutboxRow] = []
 
     def _load_pending_keys(self) -> None:
         # Pending offloads are few: their keys in memory spare a query for every request.
@@ -96,11 +112,29 @@ class Store:
             yield
         except BaseException:
             self._depth = 0
+            self._uncommitted.clear()
             self.db.execute("ROLLBACK")
             self._load_pending_keys()
             raise
         self._depth = 0
-        self.db.execute("COMMIT")
+        try:
+            self.db.execute("COMMIT")
+        except BaseException:
+            self._uncommitted.clear()
+            raise
+        self._cache_committed()
+
+    def _cache_committed(self) -> None:
+        rows, self._uncommitted = self._uncommitted, []
+        if not rows:
+            return
+        if len(self._cache) + len(rows) > OUTBOX_CACHE_MAX:
+            self._cache.clear()  # too many unsent: read them from the file; cache anew from
+            self._cache_start = None  # the next commit on
+            return
+        if self._cache_start is None:
+            self._cache_start = rows[0].id
+        self._cache.extend(rows)
 
     def close(self) -> None:
         self.db.close()
@@ -159,9 +193,23 @@ class Store:
     def enqueue(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
         cur = self.db.execute("INSERT INTO outbox (topic, payload, qos, retain) "
                               "VALUES (?, ?, ?, ?)", (topic, payload, qos, int(retain)))
-        return int(cur.lastrowid or 0)
+        row_id = int(cur.lastrowid or 0)
+        if self._depth:  # cached once committed (outside a transaction it commits at once)
+            self._uncommitted.append(OutboxRow(row_id, topic, payload, qos, bool(retain)))
+        else:
+            self._uncommitted = [OutboxRow(row_id, topic, payload, qos, bool(retain))]
+            self._cache_committed()
+        return row_id
 
     def outbox_after(self, after_id: int, limit: int) -> list[OutboxRow]:
+        """Committed outbox rows with ids above `after_id`, in order, at most `limit`."""
+        cache = self._cache
+        while cache and cache[0].id <= after_id:  # handed to MQTT already: never asked again
+            cache.popleft()
+        if self._cache_start is not None and after_id + 1 >= self._cache_start:
+            # Complete from here on: rows at or below after_id left the cache just now.
+            self._cache_start = after_id + 1
+            return [cache[i] for i in range(min(limit, len(cache)))]
         rows = self.db.execute("SELECT id, topic, payload, qos, retain FROM outbox WHERE id > ? "
                                "ORDER BY id LIMIT ?", (after_id, limit))
         return [OutboxRow(r[0], r[1], bytes(r[2]), r[3], bool(r[4])) for r in rows]

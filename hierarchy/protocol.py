@@ -80,6 +80,9 @@ class Request(Message):
     request_id: Name
     app: Name
     container: Name
+    service: Name | None = Field(
+        default=None, description="the service this app is an instance of: the edge agent "
+        "keeps usage statistics per (service, container) (default: the app)")
     cpu_cores: Cores = Field(description="requested CPU, cores")
     mem_gib: GiB = Field(description="requested memory, GiB")
     slo_ms: Annotated[float, Field(gt=0, le=MAX_SLO_MS)] = Field(description="latency SLO, ms")

@@ -8,6 +8,7 @@ fits, whatever the policy chose: the agent then offloads.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -48,6 +49,24 @@ class Placement:
     cpu_cores: float
     mem_gib: float
     lifetime_s: float | None = None  # backend-time seconds; None: until released
+    # What the statistics of its service (edge_agent.behaviour) need: the service it is an
+    # instance of (default: `app`) and its request (default: the allocation).
+    service: str | None = None
+    cpu_req: float | None = None
+    mem_req: float | None = None
+
+
+@dataclass(frozen=True)
+class ContainerUsage:
+    """One running container's measured usage now: CPU in cores, memory in GiB."""
+
+    key: str
+    service: str
+    container: str
+    cpu_used: float
+    cpu_req: float
+    mem_used: float
+    mem_req: float
 
 
 class Backend(ABC):
@@ -104,6 +123,15 @@ class Backend(ABC):
     @abstractmethod
     def containers(self) -> int:
         """Containers running on the site."""
+
+    def time_s(self) -> float:
+        """The backend's clock, seconds (usage samples are taken on it)."""
+        return time.monotonic()
+
+    def usage(self) -> list[ContainerUsage]:
+        """The measured usage of every running container (empty: this backend measures
+        none, and every service stays unknown to the policy)."""
+        return []
 
     def advance(self) -> list[str]:
         """Let time pass up to now (ends containers whose lifetime is over); their keys."""

@@ -6,7 +6,9 @@ same platform the simulator trains on. Time runs at `speed` simulated seconds pe
 second. Deliberate simplifications, so the daemon can be exercised without the full twin:
 
 - a placed container uses a constant fraction `usage_frac` of its CPU allocation (so a
-  placement the guard accepted at its full allocation never pushes the site over budget);
+  placement the guard accepted at its full allocation never pushes the site over budget),
+  and the same fraction of its memory allocation: that is the usage `usage()` reports, the
+  samples of its service's statistics;
 - it runs for its request's `lifetime_s` (simulated seconds), or until released;
 - an empty node falls asleep after the scenario's `sizing.sleep_after_s` and wakes at once
   when a container lands on it (the wake-up delay is not modelled);
@@ -22,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edge_agent.backends.base import Backend, NodeArrays, Placement
+from edge_agent.backends.base import Backend, ContainerUsage, NodeArrays, Placement
 from hierarchy.guard import placement_fits_at
 from hierarchy.observation import CloudEncoder, EdgeEncoder
 from hierarchy.power import LINEAR_CURVE
@@ -106,6 +108,9 @@ class SimSiteBackend(Backend):
         """Simulated seconds since the backend started."""
         return (self._clock() - self._t0) * self.speed
 
+    def time_s(self) -> float:
+        return self.now_s()
+
     def hour(self) -> float:
         return (self._start_hour + self.now_s() / 3600.0) % 24.0
 
@@ -172,6 +177,16 @@ class SimSiteBackend(Backend):
 
     def containers(self) -> int:
         return len(self._placed)
+
+    def usage(self) -> list[ContainerUsage]:
+        f = self.usage_frac
+        out = []
+        for key, (p, _) in self._placed.items():
+            cpu_req = p.cpu_cores if p.cpu_req is None else p.cpu_req
+            mem_req = p.mem_gib if p.mem_req is None else p.mem_req
+            out.append(ContainerUsage(key, p.service or p.app, p.container, f * p.cpu_cores,
+                                      cpu_req, f * p.mem_gib, mem_req))
+        return out
 
     def peers_per_node(self, app: str, containers: list[str]) -> np.ndarray:
         out = np.zeros(self._exists.size)

@@ -24,7 +24,7 @@ CLASS_NAMES = ("idle", "steady", "periodic", "bursty", "growing")
 """Every behaviour class, in one-hot order."""
 
 CLASSES_SCHEMA = 1
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "models" / "behaviour_classes.json"
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "models" / "behaviour_classes.json"
 
 CLUSTER_FEATURES = ("log_cpu_mean", "cpu_cv", "log_peak_to_mean", "cpu_acf_1h", "cpu_acf_1d",
                     "cpu_period_strength", "cpu_burstiness", "cpu_trend_rel_per_day",

@@ -20,7 +20,7 @@ from hierarchy.policies.policy_file import ACTIVATIONS, PolicyFileError, read_po
 
 LEARNED_PREFIX = "learned:"
 # The policy shipped in the repository, used wherever a learned policy is wanted by default.
-DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[2] / "models" / "default"
+DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
 
 
 class NumpyActor:
