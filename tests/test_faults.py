@@ -37,25 +37,27 @@ SITES = ("edge-0", "edge-1", "edge-2")
 FAST_RECONNECT = MqttOptions(reconnect_max_s=1)
 
 
-def request(rid: str, cpu: float) -> bytes:
+def request(rid: str, cpu: float, lifetime_s: float = 2.0) -> bytes:
     return json.dumps({"schema": 1, "request_id": rid, "app": "load", "container": rid,
                        "cpu_cores": cpu, "mem_gib": 0.1, "slo_ms": 200.0,
-                       "lifetime_s": 2.0}).encode()
+                       "lifetime_s": lifetime_s}).encode()
 
 
 class Sender:
     """An orchestrator: sends requests to the sites, records every decision, and sends a
     request again (same id) when no decision came within `retry_s`."""
 
-    def __init__(self, broker: Broker, retry_s: float = 3.0) -> None:
-        self.probe = Probe(broker, [p.decisions_topic(s) for s in SITES])
+    def __init__(self, broker: Broker, retry_s: float = 3.0,
+                 sites: tuple[str, ...] = SITES) -> None:
+        self.sites = sites
+        self.probe = Probe(broker, [p.decisions_topic(s) for s in sites])
         self.retry_s = retry_s
         self.sent_at: dict[str, float] = {}
         self.payload: dict[str, tuple[str, bytes]] = {}
         self.resends = 0
 
-    def send(self, site: str, rid: str, cpu: float) -> None:
-        topic, body = p.requests_topic(site), request(rid, cpu)
+    def send(self, site: str, rid: str, cpu: float, lifetime_s: float = 2.0) -> None:
+        topic, body = p.requests_topic(site), request(rid, cpu, lifetime_s)
         self.payload[rid] = (topic, body)
         self.sent_at[rid] = time.monotonic()
         self.probe.publish(topic, body)
@@ -66,7 +68,7 @@ class Sender:
         which comes from the site the request was sent to."""
         by_id: dict[str, list[bytes]] = defaultdict(list)
         with self.probe._cond:
-            for site in SITES:
+            for site in self.sites:
                 for body in self.probe.messages[p.decisions_topic(site)]:
                     d = json.loads(body)
                     if "offloaded_from" not in d:
