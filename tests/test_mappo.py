@@ -83,10 +83,20 @@ def test_export_records_what_a_gateway_needs(trained) -> None:
     assert (trained / "policy.npz").stat().st_size < 1_000_000
 
 
-def test_numpy_actor_agrees_with_the_torch_actor(trained) -> None:
-    trainer = Trainer(make_env, tiny(), trained)
+@pytest.fixture(scope="module")
+def trained_mlp(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mappo-mlp")
+    train(out, edge_arch="mlp")
+    return out
+
+
+@pytest.mark.parametrize("arch", ["node-scoring", "mlp"])
+def test_numpy_actor_agrees_with_the_torch_actor(arch, trained, trained_mlp) -> None:
+    trained = trained if arch == "node-scoring" else trained_mlp
+    trainer = Trainer(make_env, tiny(edge_arch=arch), trained)
     assert trainer.load_checkpoint()
     trainer.model.load_state_dict(trainer.best_state)
+    assert json.loads((trained / "policy.json").read_text())["actors"]["edge"]["arch"] == arch
     core = make_env(8, 123)
     policy = load_learned_policy(trained, PolicyContext(core.edge_encoder, core.cloud_encoder))
     checked = 0

@@ -401,3 +401,24 @@ def test_rightsized_power_aware_sizes_seen_services_from_their_prediction() -> N
         below_request += int((placed & (cpu_frac < 1.0)).sum())
         core.step(actions, np.full(core.B, 2))
     assert below_request > 20  # services recur, and their prediction sizes them
+
+
+def test_power_aware_resize_places_small_and_turns_resizing_on() -> None:
+    from sim.core import BatchedCore
+
+    core = BatchedCore("small", batch_size=2, seed=3, record_metrics=False)
+    enc = core.edge_encoder
+    rule = make_policy("power-aware-resize", PolicyContext(enc, core.cloud_encoder)).edge
+    plain = make_policy("power-aware", PolicyContext(enc, core.cloud_encoder)).edge
+    decided = 0
+    for _ in range(1500):
+        actions = rule(core.edge_view, core.edge_mask, core.edge_obs)
+        kind, node, size, head = enc.layout.decode(actions)
+        pending = core.edge_mask[..., 0] == 0
+        assert np.all(head[pending] == enc.headroom_levels - 1)
+        assert np.all(size[kind == EDGE_PLACE] == int(np.argmin(enc.size_levels)))
+        assert np.take_along_axis(core.edge_mask, actions[..., None], -1).all()
+        decided += int(pending.sum())
+        core.step(actions, np.full(core.B, 2))
+    assert decided > 20
+    assert plain.headroom == STATIC_HEADROOM

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 
 ALGOS = ("mappo", "ippo")
 CLOUD_LEVELS = ("learned", "rule")
+EDGE_ARCHS = ("node-scoring", "mlp")
 
 
 @dataclass
@@ -27,7 +28,9 @@ class TrainConfig:
     value_coef: float = 1.0
     huber_delta: float = 10.0
     max_grad_norm: float = 10.0
+    edge_arch: str = "node-scoring"  # or "mlp": one logit per action from the whole observation
     hidden: tuple[int, ...] = (128, 128)
+    node_hidden: tuple[int, ...] = (64, 64)  # the node-scoring actor's shared node network
     critic_hidden: tuple[int, ...] = (256, 256)
     activation: str = "tanh"
     threads: int = 2
@@ -41,6 +44,8 @@ class TrainConfig:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
         if self.cloud not in CLOUD_LEVELS:
             raise ValueError(f"cloud must be one of {CLOUD_LEVELS}, got {self.cloud!r}")
+        if self.edge_arch not in EDGE_ARCHS:
+            raise ValueError(f"edge_arch must be one of {EDGE_ARCHS}, got {self.edge_arch!r}")
         if self.activation not in ("tanh", "relu"):
             raise ValueError(f"activation must be tanh or relu, got {self.activation!r}")
         for name in ("total_steps", "batch", "rollout", "epochs", "minibatches", "threads",
@@ -65,13 +70,14 @@ class TrainConfig:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         d["critic_hidden"] = list(self.critic_hidden)
+        d["node_hidden"] = list(self.node_hidden)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
-        for k in ("hidden", "critic_hidden"):
+        for k in ("hidden", "critic_hidden", "node_hidden"):
             if k in kw:
                 kw[k] = tuple(int(x) for x in kw[k])
         return cls(**kw).validate()

@@ -20,7 +20,8 @@ from hierarchy.policies.registry import make_policy
 
 # Heuristics that led on cost in the baseline runs; the best of them is the bar.
 BAR_HEURISTICS = (
-    "power-aware", "power-aware-rightsized", "most-allocated", "target-load-packing",
+    "power-aware", "power-aware-rightsized", "power-aware-resize", "most-allocated",
+    "target-load-packing",
 )
 
 EnvFactory = Callable[[int, int], object]  # (batch, seed) -> a BatchedCore-like env

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 import hierarchy
 from hierarchy.mappo.model import MappoModel
@@ -31,15 +32,30 @@ def code_version() -> str:
     return f"{hierarchy.__version__}+{commit}{'.dirty' if dirty else ''}"
 
 
-def actor_arrays(actor, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:  # noqa: ANN001
+def _linear_arrays(seq, prefix: str) -> tuple[dict[str, np.ndarray], int]:  # noqa: ANN001
+    layers = [m for m in seq if isinstance(m, nn.Linear)]
     arrays = {}
-    layers = actor.linear_layers()
     for i, layer in enumerate(layers):
-        arrays[f"{name}.{i}.weight"] = layer.weight.detach().numpy()
-        arrays[f"{name}.{i}.bias"] = layer.bias.detach().numpy()
-    record = {"layers": len(layers), "activation": actor.activation,
-              "obs_dim": actor.obs_dim, "n_actions": actor.n_actions,
-              "obs_spec_version": OBS_SPEC_VERSION}
+        arrays[f"{prefix}.{i}.weight"] = layer.weight.detach().numpy()
+        arrays[f"{prefix}.{i}.bias"] = layer.bias.detach().numpy()
+    return arrays, len(layers)
+
+
+def actor_arrays(actor, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:  # noqa: ANN001
+    """An actor's weights by name and the record a NumPy runner needs to rebuild it."""
+    record: dict[str, Any] = {"arch": actor.arch, "activation": actor.activation,
+                              "obs_dim": actor.obs_dim, "n_actions": actor.n_actions,
+                              "obs_spec_version": OBS_SPEC_VERSION}
+    if actor.arch == "mlp":
+        arrays, record["layers"] = _linear_arrays(actor.net, name)
+        return arrays, record
+    arrays = {}
+    for part in ("site", "node", "offload"):
+        part_arrays, record[f"{part}_layers"] = _linear_arrays(getattr(actor, part),
+                                                               f"{name}.{part}")
+        arrays.update(part_arrays)
+    record.update(nodes=actor.nodes, node_features=actor.node_features, sizes=actor.sizes,
+                  headrooms=actor.headrooms, global_dim=actor.global_dim)
     return arrays, record
 
 

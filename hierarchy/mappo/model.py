@@ -7,19 +7,45 @@ only that agent's own observation, one value per agent.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from hierarchy.mappo.config import TrainConfig
-from hierarchy.mappo.nets import Actor, Critic, ValueNorm
+from hierarchy.mappo.nets import Actor, Critic, NodeScoringActor, ValueNorm
+from hierarchy.observation import EDGE_NODE_FEATURES
+
+
+@dataclass(frozen=True)
+class EdgeShape:
+    """How the edge observation and actions are laid out (hierarchy.observation)."""
+
+    nodes: int
+    node_features: int
+    sizes: int
+    headrooms: int
+
+    @classmethod
+    def of(cls, encoder) -> EdgeShape:  # noqa: ANN001 - an EdgeEncoder
+        lay = encoder.layout
+        return cls(lay.nodes, len(EDGE_NODE_FEATURES), lay.sizes, lay.headrooms)
 
 
 class MappoModel(nn.Module):
     def __init__(self, cfg: TrainConfig, edge_obs_dim: int, edge_actions: int,
-                 cloud_obs_dim: int, cloud_actions: int, state_dim: int, sites: int) -> None:
+                 cloud_obs_dim: int, cloud_actions: int, state_dim: int, sites: int,
+                 edge_shape: EdgeShape) -> None:
         super().__init__()
         self.algo, self.sites = cfg.algo, sites
-        self.edge_actor = Actor(edge_obs_dim, edge_actions, cfg.hidden, cfg.activation)
+        if cfg.edge_arch == "mlp":
+            self.edge_actor = Actor(edge_obs_dim, edge_actions, cfg.hidden, cfg.activation)
+        else:
+            self.edge_actor = NodeScoringActor(
+                edge_obs_dim, edge_shape.nodes, edge_shape.node_features, edge_shape.sizes,
+                edge_shape.headrooms, cfg.hidden, cfg.node_hidden, cfg.activation)
+            if self.edge_actor.n_actions != edge_actions:
+                raise ValueError("the edge action layout is not nodes x sizes x knob levels")
         self.cloud_actor = (Actor(cloud_obs_dim, cloud_actions, cfg.hidden, cfg.activation)
                             if cfg.cloud == "learned" else None)
         if cfg.algo == "mappo":

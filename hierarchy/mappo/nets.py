@@ -30,6 +30,10 @@ def mlp(sizes: list[int], activation: str, out_gain: float) -> nn.Sequential:
 
 
 class Actor(nn.Module):
+    """An MLP from the observation to one logit per action."""
+
+    arch = "mlp"
+
     def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...], activation: str
                  ) -> None:
         super().__init__()
@@ -113,3 +117,48 @@ def linear_lr(lr: float, final_frac: float, update: int, updates: int) -> float:
     return lr * (1.0 - frac * (1.0 - final_frac))
 
 
+
+
+class NodeScoringActor(nn.Module):
+    """The edge actor that scores each node with one network shared by all nodes.
+
+    The edge observation is a site part followed by the same F features for each of the
+    site's M nodes (hierarchy.observation). A site network embeds the site part; a node network
+    maps [embedding, node m's features] to a score for every (knob level, size level) placed
+    on node m; a linear head on the embedding scores offloading at each knob level; the no-op
+    scores 0 (it is only ever allowed alone). Sharing the node network makes what is learned
+    about one node hold for every node, whatever its slot.
+    """
+
+    arch = "node-scoring"
+
+    def __init__(self, obs_dim: int, nodes: int, node_features: int, sizes: int,
+                 headrooms: int, hidden: tuple[int, ...], node_hidden: tuple[int, ...],
+                 activation: str) -> None:
+        super().__init__()
+        self.obs_dim, self.activation = obs_dim, activation
+        self.nodes, self.node_features, self.sizes, self.headrooms = (
+            nodes, node_features, sizes, headrooms)
+        self.global_dim = obs_dim - nodes * node_features
+        self.n_actions = 1 + headrooms * (nodes * sizes + 1)
+        self.site = mlp([self.global_dim, *hidden], activation, out_gain=1.0)
+        self.site_act = nn.Tanh() if activation == "tanh" else nn.ReLU()
+        emb = hidden[-1]
+        self.node = mlp([emb + node_features, *node_hidden, headrooms * sizes], activation,
+                        out_gain=0.01)
+        self.offload = mlp([emb, headrooms], activation, out_gain=0.01)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        n = obs.shape[0]
+        M, F, H, L = self.nodes, self.node_features, self.headrooms, self.sizes
+        g = self.site_act(self.site(obs[:, : self.global_dim]))
+        per_node = obs[:, self.global_dim :].reshape(n, M, F)
+        x = torch.cat([g.unsqueeze(1).expand(n, M, g.shape[-1]), per_node], dim=-1)
+        z = self.node(x).reshape(n, M, H, L).permute(0, 2, 1, 3).reshape(n, H, M * L)
+        off = self.offload(g).unsqueeze(-1)
+        placed = torch.cat([z, off], dim=-1).reshape(n, H * (M * L + 1))
+        return torch.cat([torch.zeros(n, 1, dtype=obs.dtype), placed], dim=-1)
+
+    def masked_logits(self, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.forward(obs)
+        return torch.where(mask, logits, torch.full_like(logits, MASKED_LOGIT))

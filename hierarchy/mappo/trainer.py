@@ -21,7 +21,7 @@ import torch
 from hierarchy.mappo.config import TrainConfig
 from hierarchy.mappo.evaluation import EnvFactory, greedy_decider, heuristic_costs, run_episodes
 from hierarchy.mappo.export import export_policy
-from hierarchy.mappo.model import MappoModel
+from hierarchy.mappo.model import EdgeShape, MappoModel
 from hierarchy.mappo.nets import linear_lr, param_count
 from hierarchy.mappo.rollout import Collector
 from hierarchy.mappo.update import ppo_update
@@ -57,6 +57,7 @@ class Trainer:
         self.model = MappoModel(
             cfg, env.edge_obs.shape[-1], env.edge_mask.shape[-1], env.cloud_obs.shape[-1],
             env.cloud_mask.shape[-1], env.global_state().shape[-1], env.S,
+            EdgeShape.of(env.edge_encoder),
         )
         actors = [p for m in self.model.actor_modules() for p in m.parameters()]
         critics = [p for m in self.model.critic_modules() for p in m.parameters()]

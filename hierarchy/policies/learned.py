@@ -23,26 +23,84 @@ LEARNED_PREFIX = "learned:"
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
 
 
-class NumpyActor:
-    """An MLP over observations with masked greedy (or sampled) action choice."""
+def _mlp(x: np.ndarray, weights: list[tuple[np.ndarray, np.ndarray]], activation,  # noqa: ANN001
+         last_active: bool = False) -> np.ndarray:
+    last = len(weights) - 1
+    for i, (w, b) in enumerate(weights):
+        x = x @ w + b
+        if i < last or last_active:
+            x = activation(x)
+    return x
 
-    def __init__(self, weights: list[tuple[np.ndarray, np.ndarray]], activation: str) -> None:
+
+class NumpyActor:
+    """An exported actor: logits from observations, masked greedy action choice.
+
+    Two shapes (hierarchy.mappo.nets): "mlp", one logit per action from the whole observation;
+    "node-scoring", a site network, one node network shared by every node (a score for each
+    knob and size level on that node) and an offload head.
+    """
+
+    def __init__(self, parts: dict[str, list[tuple[np.ndarray, np.ndarray]]], spec: dict
+                 ) -> None:
+        activation = str(spec["activation"])
         if activation not in ACTIVATIONS:
             raise PolicyFileError(f"unknown activation {activation!r}")
-        self.weights = [(w.T.copy(), b) for w, b in weights]  # (in, out): x @ W
         self.activation = np.tanh if activation == "tanh" else _relu
-        self.obs_dim = self.weights[0][0].shape[0]
-        self.n_actions = self.weights[-1][0].shape[1]
+        self.arch = spec.get("arch", "mlp")
+        # Stored (out, in) as torch keeps them; x @ W wants (in, out).
+        self.parts = {k: [(w.T.copy(), b) for w, b in v] for k, v in parts.items()}
+        self.obs_dim = int(spec["obs_dim"])
+        self.n_actions = int(spec["n_actions"])
+        if self.arch == "node-scoring":
+            self.nodes, self.node_features = int(spec["nodes"]), int(spec["node_features"])
+            self.sizes, self.headrooms = int(spec["sizes"]), int(spec["headrooms"])
+            self.global_dim = int(spec["global_dim"])
+        self._check_shapes()
+
+    @property
+    def weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [wb for part in self.parts.values() for wb in part]
+
+    def _check_shapes(self) -> None:
+        def chain(part: str, n_in: int, n_out: int) -> None:
+            layers = self.parts[part]
+            shapes_in = [w.shape[0] for w, _ in layers]
+            shapes_out = [w.shape[1] for w, _ in layers]
+            ok = shapes_in[0] == n_in and shapes_out[-1] == n_out and all(
+                o == i for o, i in zip(shapes_out, shapes_in[1:], strict=False))
+            ok = ok and all(b.shape == (w.shape[1],) for w, b in layers)
+            if not ok:
+                raise PolicyFileError(f"actor part {part!r}: layer shapes do not fit "
+                                      f"{n_in} inputs and {n_out} outputs")
+
+        if self.arch == "mlp":
+            chain("net", self.obs_dim, self.n_actions)
+            return
+        emb = self.parts["site"][-1][0].shape[1]
+        chain("site", self.global_dim, emb)
+        chain("node", emb + self.node_features, self.headrooms * self.sizes)
+        chain("offload", emb, self.headrooms)
+        if self.n_actions != 1 + self.headrooms * (self.nodes * self.sizes + 1) or (
+                self.global_dim + self.nodes * self.node_features != self.obs_dim):
+            raise PolicyFileError("node-scoring actor: layout does not add up")
 
     def logits(self, obs: np.ndarray) -> np.ndarray:
         """(N, A) unmasked logits for observations (N, D)."""
         x = np.asarray(obs, dtype=np.float32)
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(self.weights):
-            x = x @ w + b
-            if i < last:
-                x = self.activation(x)
-        return x
+        if self.arch == "mlp":
+            return _mlp(x, self.parts["net"], self.activation)
+        n = x.shape[0]
+        M, F, H, L = self.nodes, self.node_features, self.headrooms, self.sizes
+        g = _mlp(x[:, : self.global_dim], self.parts["site"], self.activation, last_active=True)
+        per_node = x[:, self.global_dim :].reshape(n, M, F)
+        both = np.concatenate([np.broadcast_to(g[:, None, :], (n, M, g.shape[-1])), per_node],
+                              axis=-1)
+        z = _mlp(both, self.parts["node"], self.activation)
+        z = z.reshape(n, M, H, L).transpose(0, 2, 1, 3).reshape(n, H, M * L)
+        off = _mlp(g, self.parts["offload"], self.activation)[..., None]
+        placed = np.concatenate([z, off], axis=-1).reshape(n, H * (M * L + 1))
+        return np.concatenate([np.zeros((n, 1), np.float32), placed], axis=-1)
 
     def act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """(...) greedy actions: obs (..., D), mask (..., A); positions with only the no-op
@@ -65,18 +123,29 @@ def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.0)
 
 
+def _layers(arrays: dict[str, np.ndarray], prefix: str, count: int
+            ) -> list[tuple[np.ndarray, np.ndarray]]:
+    try:
+        return [(arrays[f"{prefix}.{i}.weight"], arrays[f"{prefix}.{i}.bias"])
+                for i in range(int(count))]
+    except KeyError as exc:
+        raise PolicyFileError(f"actor {prefix!r}: missing array {exc}") from None
+
+
 def actor_from_file(arrays: dict[str, np.ndarray], name: str, spec: dict) -> NumpyActor:
-    layers = int(spec["layers"])
-    weights = []
-    for i in range(layers):
-        try:
-            weights.append((arrays[f"{name}.{i}.weight"], arrays[f"{name}.{i}.bias"]))
-        except KeyError as exc:
-            raise PolicyFileError(f"actor {name!r}: missing array {exc}") from None
-    for (w, _), (w_next, _) in zip(weights, weights[1:], strict=False):
-        if w.shape[0] != w_next.shape[1]:
-            raise PolicyFileError(f"actor {name!r}: layer shapes do not chain")
-    return NumpyActor(weights, str(spec["activation"]))
+    try:
+        if spec.get("arch", "mlp") == "mlp":
+            parts = {"net": _layers(arrays, name, spec["layers"])}
+        elif spec["arch"] == "node-scoring":
+            parts = {part: _layers(arrays, f"{name}.{part}", spec[f"{part}_layers"])
+                     for part in ("site", "node", "offload")}
+        else:
+            raise PolicyFileError(f"actor {name!r}: unknown architecture {spec['arch']!r}")
+        return NumpyActor(parts, spec)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        if isinstance(exc, PolicyFileError):
+            raise
+        raise PolicyFileError(f"actor {name!r}: incomplete record ({exc})") from None
 
 
 def check_spec(where: str, recorded: dict, spec_hash: str, obs_dim: int, n_actions: int) -> None:
