@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hierarchy.mappo.config import ALGOS, CLOUD_LEVELS, TrainConfig
+from hierarchy.mappo.config import ALGOS, CLOUD_LEVELS, EDGE_ARCHS, TrainConfig
 
 EXIT_USAGE = 2
 
@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cloud", choices=CLOUD_LEVELS, default=d.cloud,
                    help="learned: train a cloud actor; rule: the baselines' near-peers rule "
                    "decides offloads (ablation)")
+    p.add_argument("--edge-arch", choices=EDGE_ARCHS, default=d.edge_arch,
+                   help="node-scoring: one network shared by all nodes scores each node; "
+                   "mlp: one logit per action from the whole observation")
     p.add_argument("--batch", type=int, default=d.batch, help="simulator copies")
     p.add_argument("--rollout", type=int, default=d.rollout, help="steps per copy per update")
     p.add_argument("--epochs", type=int, default=d.epochs)
@@ -71,6 +74,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                          ) from None
     return TrainConfig(
         total_steps=args.total_steps, seed=args.seed, algo=args.algo, cloud=args.cloud,
+        edge_arch=args.edge_arch,
         batch=args.batch, rollout=args.rollout, epochs=args.epochs,
         minibatches=args.minibatches, lr=args.lr, entropy=args.entropy, gamma=args.gamma,
         hidden=hidden, threads=args.threads, eval_every=args.eval_every,

@@ -28,7 +28,7 @@ class TrainConfig:
     value_coef: float = 1.0
     huber_delta: float = 10.0
     max_grad_norm: float = 10.0
-    edge_arch: str = "node-scoring"  # or "mlp": one logit per action from the whole observation
+    edge_arch: str = "mlp"  # or "node-scoring": one node network shared by all nodes
     hidden: tuple[int, ...] = (128, 128)
     node_hidden: tuple[int, ...] = (64, 64)  # the node-scoring actor's shared node network
     critic_hidden: tuple[int, ...] = (256, 256)
