@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edge-arch", choices=EDGE_ARCHS, default=d.edge_arch,
                    help="node-scoring: one network shared by all nodes scores each node; "
                    "mlp: one logit per action from the whole observation")
+    p.add_argument("--imitate", default=d.imitate, metavar="HEURISTIC",
+                   help="first copy this heuristic (behaviour cloning on its decisions), then "
+                   "improve on it with PPO (default: start from a uniform policy)")
+    p.add_argument("--imitate-steps", type=int, default=d.imitate_steps, metavar="N",
+                   help="simulator steps per copy of the heuristic's demonstrations")
+    p.add_argument("--critic-warmup", type=int, default=d.critic_warmup, metavar="UPDATES",
+                   help="after imitation, updates that train only the critic")
     p.add_argument("--batch", type=int, default=d.batch, help="simulator copies")
     p.add_argument("--rollout", type=int, default=d.rollout, help="steps per copy per update")
     p.add_argument("--epochs", type=int, default=d.epochs)
@@ -74,7 +81,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                          ) from None
     return TrainConfig(
         total_steps=args.total_steps, seed=args.seed, algo=args.algo, cloud=args.cloud,
-        edge_arch=args.edge_arch,
+        edge_arch=args.edge_arch, imitate=args.imitate, imitate_steps=args.imitate_steps,
+        critic_warmup=args.critic_warmup,
         batch=args.batch, rollout=args.rollout, epochs=args.epochs,
         minibatches=args.minibatches, lr=args.lr, entropy=args.entropy, gamma=args.gamma,
         hidden=hidden, threads=args.threads, eval_every=args.eval_every,

@@ -224,3 +224,25 @@ def test_train_command_writes_a_policy_and_refuses_to_overwrite(tmp_path) -> Non
     assert meta["command"].startswith("hierarchy train --scenario small")
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_imitation_copies_the_heuristic_before_ppo(tmp_path) -> None:
+    trainer = Trainer(make_env, tiny(imitate="power-aware-resize", imitate_steps=200,
+                                     imitate_epochs=30, critic_warmup=2,
+                                     total_steps=4 * 16 * 2), tmp_path)
+    trainer.warm_start()
+    # The actors now mostly take the heuristic's action (far above chance among ~40).
+    assert trainer.imitation["edge"] > 0.8
+    before = [p.detach().clone() for p in trainer.model.edge_actor.parameters()]
+    buf = trainer.collector.collect()
+    from hierarchy.mappo.update import ppo_update
+
+    ppo_update(trainer.model, trainer.optimizers, buf, trainer.cfg, trainer.gen,
+               train_actors=False)
+    after = list(trainer.model.edge_actor.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_imitating_an_unknown_heuristic_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown heuristic"):
+        tiny(imitate="no-such-rule").validate()

@@ -38,6 +38,10 @@ class TrainConfig:
     eval_copies: int = 16
     eval_seed: int = 1_000_000  # evaluation workloads: a seed never used for training
     checkpoint_every: int = 50  # updates between checkpoints
+    imitate: str = ""  # a heuristic to copy before PPO ("" for none; hierarchy.mappo.imitation)
+    imitate_steps: int = 2000  # simulator steps of the heuristic's demonstrations (per copy)
+    imitate_epochs: int = 20
+    critic_warmup: int = 10  # updates that train only the critic after imitation
 
     def validate(self) -> TrainConfig:
         if self.algo not in ALGOS:
@@ -52,6 +56,12 @@ class TrainConfig:
                      "eval_copies"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.imitate:
+            from hierarchy.policies.registry import POLICY_NAMES
+
+            if self.imitate not in POLICY_NAMES:
+                raise ValueError(f"imitate: unknown heuristic {self.imitate!r}; known: "
+                                 f"{', '.join(POLICY_NAMES)}")
         if self.eval_seed == self.seed:
             raise ValueError("eval_seed must differ from the training seed")
         if not 0 < self.gamma <= 1 or not 0 <= self.lam <= 1:

@@ -21,6 +21,7 @@ import torch
 from hierarchy.mappo.config import TrainConfig
 from hierarchy.mappo.evaluation import EnvFactory, greedy_decider, heuristic_costs, run_episodes
 from hierarchy.mappo.export import export_policy
+from hierarchy.mappo.imitation import collect_demonstrations, imitate
 from hierarchy.mappo.model import EdgeShape, MappoModel
 from hierarchy.mappo.nets import linear_lr, param_count
 from hierarchy.mappo.rollout import Collector
@@ -70,6 +71,7 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.bar: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
+        self.imitation: dict[str, float] = {}
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -116,6 +118,13 @@ class Trainer:
         self.env.reset(self.cfg.seed * 1_000_003 + self.update_index)
         return True
 
+    def warm_start(self) -> None:
+        """Copy the heuristic `cfg.imitate` before PPO (hierarchy.mappo.imitation)."""
+        cfg = self.cfg
+        demo_env = self.make_env(cfg.batch, cfg.seed + 7919)  # its own workloads
+        demos = collect_demonstrations(demo_env, cfg.imitate, cfg.imitate_steps, cfg.seed)
+        self.imitation = imitate(self.model, demos, cfg.imitate_epochs, cfg.lr, self.gen)
+
     # --- evaluation ----------------------------------------------------------------------------
 
     def evaluate(self) -> float:
@@ -132,6 +141,8 @@ class Trainer:
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = self.load_checkpoint()
+        if not resumed and cfg.imitate:
+            self.warm_start()
         self.measure_bar()
         bar_cost = min(self.bar.values())
         log = CsvLog(self.out / "train.csv", append=resumed)
@@ -144,7 +155,9 @@ class Trainer:
                 for group in opt.param_groups:
                     group["lr"] = lr
             buf = self.collector.collect()
-            stats = ppo_update(self.model, self.optimizers, buf, cfg, self.gen)
+            warming = bool(cfg.imitate) and self.update_index < cfg.critic_warmup
+            stats = ppo_update(self.model, self.optimizers, buf, cfg, self.gen,
+                               train_actors=not warming)
             self.update_index += 1
             self.seconds += time.perf_counter() - started
             row: dict[str, float] = {
@@ -193,6 +206,7 @@ class Trainer:
             "agent_steps": self.update_index * self.cfg.steps_per_update * self.agents,
             "train_seconds": round(self.seconds, 1),
             "parameters": param_count(*self.model.actor_modules()),
+            "imitation_agreement": self.imitation,
         }
         meta = {**self.meta, "seed": self.cfg.seed, "training": self.cfg.to_dict(),
                 "result": summary}

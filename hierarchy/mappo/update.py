@@ -46,7 +46,9 @@ def policy_loss(actor: nn.Module, rows: ActorRows, idx: torch.Tensor, clip: floa
 
 
 def ppo_update(model: MappoModel, optimizers: dict[str, torch.optim.Optimizer], buf: Rollout,
-               cfg: TrainConfig, gen: torch.Generator) -> dict[str, float]:
+               cfg: TrainConfig, gen: torch.Generator, train_actors: bool = True
+               ) -> dict[str, float]:
+    """One update; with train_actors False only the critic learns (warm-up after imitation)."""
     adv, returns = gae(buf)
     T, B = buf.reward.shape
     shared = model.value_heads == 1
@@ -89,8 +91,9 @@ def ppo_update(model: MappoModel, optimizers: dict[str, torch.optim.Optimizer], 
             loss.backward()
             for module in model.actor_modules() + model.critic_modules():
                 nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
-            for opt in optimizers.values():
-                opt.step()
+            for name, opt in optimizers.items():
+                if train_actors or name != "actor":
+                    opt.step()
             stats.update({"policy_loss": float(loss_pi.detach()),
                           "value_loss": float(loss_v.detach()),
                           "entropy": float(entropy.detach())})
