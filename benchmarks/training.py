@@ -38,6 +38,7 @@ from hierarchy.scenario import load_scenario
 from sim.core import BatchedCore
 
 RLLIB_AGENT_STEPS_PER_S = 3_700
+STANDARD = ("power-aware", "most-allocated", "target-load-packing")
 
 
 def train_until_beaten(scenario: str, max_steps: int, eval_every: int, threads: int,
@@ -49,19 +50,20 @@ def train_until_beaten(scenario: str, max_steps: int, eval_every: int, threads: 
 
     cfg = TrainConfig(total_steps=max_steps, eval_every=eval_every, threads=threads,
                       checkpoint_every=0)
-    found: dict[str, float] = {}
+    found: dict[str, tuple[float, float, float]] = {}  # heuristic -> (s, agent steps, cost)
     started = time.perf_counter()
     trainer = Trainer(make_env, cfg, out)
     set_up_s = time.perf_counter() - started
     trainer.measure_bar()  # the heuristics' reference run is not training time
-    bar = min(trainer.bar.values())
     started = time.perf_counter() - set_up_s
 
     def progress(row: dict[str, float]) -> None:
-        if "eval_cost" in row and row["eval_cost"] < bar and "beat_s" not in found:
-            found["beat_s"] = time.perf_counter() - started
-            found["beat_agent_steps"] = row["agent_steps"]
-            found["beat_eval_cost"] = row["eval_cost"]
+        if "eval_cost" not in row:
+            return
+        for name, cost in trainer.bar.items():
+            if row["eval_cost"] < cost and name not in found:
+                found[name] = (time.perf_counter() - started, row["agent_steps"],
+                               row["eval_cost"])
 
     trainer.progress = progress
     trainer.train()
@@ -69,9 +71,8 @@ def train_until_beaten(scenario: str, max_steps: int, eval_every: int, threads: 
     agent_steps = rows[-1]["agent_steps"]
     learn_s = sum(cfg.steps_per_update * trainer.agents / r["agent_steps_per_s"] for r in rows)
     return {"agent_steps": agent_steps, "learn_s": learn_s,
-            "agent_steps_per_s": agent_steps / learn_s, "bar": bar,
-            "bar_name": min(trainer.bar, key=trainer.bar.get),
-            "final_eval_cost": trainer.best_eval, **found}
+            "agent_steps_per_s": agent_steps / learn_s, "bar": trainer.bar, "beaten": found,
+            "final_eval_cost": trainer.best_eval}
 
 
 def decision_latency(policy_dir: Path, scenario: str, samples: int) -> dict[str, float]:
@@ -132,17 +133,26 @@ def main() -> None:
     rows: list[tuple[str, str, str]] = []
     work = Path(tempfile.mkdtemp(prefix="hierarchy-bench-"))
     if not args.skip_training:
-        max_steps = 400_000 if args.quick else 2_000_000
-        t = train_until_beaten(args.scenario, max_steps, eval_every=5, threads=args.threads,
+        max_steps = 400_000 if args.quick else 1_500_000
+        t = train_until_beaten(args.scenario, max_steps, eval_every=10, threads=args.threads,
                                out=work)
         rows.append(("agent steps/s while training (learning included)",
                      f"{t['agent_steps_per_s']:,.0f}",
                      f">= {10 * RLLIB_AGENT_STEPS_PER_S:,} (10x RLlib's ~3,700)"))
-        beat = (f"{t['beat_s']:.0f} s ({t['beat_agent_steps']:,.0f} agent steps; eval cost "
-                f"{t['beat_eval_cost']:.3f} < {t['bar_name']} {t['bar']:.3f})"
-                if "beat_s" in t else f"not within {t['agent_steps']:,.0f} agent steps")
-        rows.append((f"wall time to beat the best heuristic on {args.scenario}", beat,
-                     "< 30 min on 2 cores"))
+        # The ten standard baselines size at request with resizing off; the two extra ones
+        # (power-aware-rightsized, power-aware-resize) are given the sizing levers too.
+        for label, names in (("the best standard baseline", STANDARD),
+                             ("every heuristic (power-aware-resize included)",
+                              tuple(t["bar"]))):
+            names = [n for n in names if n in t["bar"]]
+            target = min(names, key=t["bar"].get)
+            hit = t["beaten"].get(target)
+            value = (f"{hit[0]:.0f} s ({hit[1]:,.0f} agent steps; eval cost {hit[2]:.3f} < "
+                     f"{target} {t['bar'][target]:.3f})" if hit else
+                     f"not within {t['agent_steps']:,.0f} agent steps ({target} "
+                     f"{t['bar'][target]:.3f})")
+            rows.append((f"wall time to beat {label} on {args.scenario}", value,
+                         "< 30 min on 2 cores"))
         rows.append(("best evaluation cost in this run", f"{t['final_eval_cost']:.3f}", ""))
     policy_dir = args.policy or (DEFAULT_POLICY_DIR if args.skip_training else work)
     lat = decision_latency(policy_dir, args.scenario, 3000)

@@ -26,7 +26,9 @@ class ActorRows:
         # MAPPO: the shared advantage of the copy's step; IPPO: the agent's own head.
         heads = idx[2] if head is None else np.full_like(idx[2], head)
         a = adv[idx[0], idx[1], heads]
-        self.adv = torch.from_numpy(((a - a.mean()) / (a.std() + 1e-8)).astype(np.float32))
+        if self.n:  # no decisions in this rollout: nothing to normalise
+            a = (a - a.mean()) / (a.std() + 1e-8)
+        self.adv = torch.from_numpy(a.astype(np.float32))
 
     def chunks(self, parts: int, gen: torch.Generator) -> list[torch.Tensor]:
         return list(torch.randperm(self.n, generator=gen).chunk(parts)) if self.n else []
