@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hierarchy.policies.base import Policy
-from hierarchy.policies.registry import POLICY_NAMES
+from hierarchy.policies.registry import STANDARD_POLICY_NAMES
 from hierarchy.scenario import load_scenario
 from sim.core import BatchedCore
 from sim.evaluate import evaluate, heuristic_factory, run_episode
@@ -47,11 +47,11 @@ def replay(scenario, plan, seed: int):
 
 @pytest.fixture(scope="module")
 def measured(scenario, plans):
-    """seed -> {policy: measured episode cost}, offline-optimal and every heuristic."""
+    """seed -> {policy: measured episode cost}, offline-optimal and the standard heuristics."""
     out = {}
     for seed in SEEDS:
         costs = {NAME: replay(scenario, plans[seed], seed).metrics["cost"]}
-        for name in POLICY_NAMES:
+        for name in STANDARD_POLICY_NAMES:
             costs[name] = run_episode(scenario, heuristic_factory(name), seed).metrics["cost"]
         out[seed] = costs
     return out
@@ -102,9 +102,11 @@ def test_the_model_is_the_simulator(scenario, plans, measured) -> None:
 
 
 def test_offline_optimal_is_no_worse_than_any_heuristic(plans, measured) -> None:
+    # Its program places at request size with resizing off: a bound for the heuristics that
+    # do the same, not for those given the sizing levers (power-aware-resize beats it).
     for seed in SEEDS:
         costs = measured[seed]
-        for name in POLICY_NAMES:
+        for name in STANDARD_POLICY_NAMES:
             assert costs[NAME] <= costs[name] + 1e-12, (seed, name, costs)
             # The proven lower bound of the program holds as well.
             assert plans[seed].info["lower_bound"] <= costs[name] + 1e-12

@@ -145,7 +145,7 @@ def actor_from_file(arrays: dict[str, np.ndarray], name: str, spec: dict) -> Num
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         if isinstance(exc, PolicyFileError):
             raise
-        raise PolicyFileError(f"actor {name!r}: incomplete record ({exc})") from None
+        raise PolicyFileError(f"actor {name!r}: malformed policy metadata ({exc})") from None
 
 
 def check_spec(where: str, recorded: dict, spec_hash: str, obs_dim: int, n_actions: int) -> None:

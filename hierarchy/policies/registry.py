@@ -8,6 +8,11 @@ from hierarchy.policies.heuristics import EDGE_RULES, STATIC_HEADROOM
 
 # Every heuristic baseline, in the order reports list them.
 POLICY_NAMES: tuple[str, ...] = tuple(EDGE_RULES)
+# The ones given the learned policy's sizing levers (a predicted size, dynamic resizing); the
+# others size at request with resizing off, as the offline optimum's program does too.
+SIZING_POLICY_NAMES: tuple[str, ...] = ("power-aware-rightsized", "power-aware-resize")
+STANDARD_POLICY_NAMES: tuple[str, ...] = tuple(
+    n for n in POLICY_NAMES if n not in SIZING_POLICY_NAMES)
 
 
 class UnknownPolicyError(ValueError):
