@@ -36,9 +36,10 @@ RSS_GROWTH_BOUND_MIB = 50.0
 
 
 def request(rid: str) -> bytes:
-    # Small and short-lived: the site always has room, so every one is placed locally.
+    # Tiny and short-lived: even a whole window of them (2,000 x 0.002 cores) fits on one node
+    # of the site, so every one is placed locally (there is no cloud here to take offloads).
     return json.dumps({"schema": 1, "request_id": rid, "app": "soak", "container": "c",
-                       "cpu_cores": 0.01, "mem_gib": 0.01, "slo_ms": 200.0,
+                       "cpu_cores": 0.002, "mem_gib": 0.002, "slo_ms": 200.0,
                        "lifetime_s": 0.2}).encode()
 
 
