@@ -16,7 +16,12 @@ import numpy as np
 from hierarchy.observation import OBS_SPEC_VERSION, CloudView, EdgeView
 from hierarchy.policies.base import Policy, PolicyContext
 from hierarchy.policies.cloud_level import NearPeersCloudRule
-from hierarchy.policies.policy_file import ACTIVATIONS, PolicyFileError, read_policy
+from hierarchy.policies.policy_file import (
+    ACTIVATIONS,
+    PolicyFile,
+    PolicyFileError,
+    read_policy,
+)
 
 LEARNED_PREFIX = "learned:"
 # The policy shipped in the repository, used wherever a learned policy is wanted by default.
@@ -184,6 +189,17 @@ class LearnedCloud:
 def load_learned_policy(path: Path | str, ctx: PolicyContext) -> Policy:
     """The policy at `path` (directory, policy.json or policy.npz) for the platform of `ctx`."""
     pf = read_policy(path)
+    try:
+        return _policy_from_file(pf, ctx)
+    except PolicyFileError:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        # policy.json is not covered by the weights' hash: a hand-edited one can be anything.
+        raise PolicyFileError(f"{pf.path}: malformed policy metadata "
+                              f"({type(exc).__name__}: {exc})") from None
+
+
+def _policy_from_file(pf: PolicyFile, ctx: PolicyContext) -> Policy:
     actors = pf.meta.get("actors")
     if not isinstance(actors, dict) or "edge" not in actors:
         raise PolicyFileError(f"{pf.path}: metadata lists no edge actor")
