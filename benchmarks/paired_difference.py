@@ -16,6 +16,7 @@ import argparse
 import numpy as np
 from scipy import stats
 
+from hierarchy.cli import parse_override
 from hierarchy.scenario import load_scenario
 from sim.evaluate import resolve_policies, run_episode
 
@@ -28,13 +29,10 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--metrics", default="cost,energy_kwh,response_ms_p95,slo_violation_rate")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
+                   metavar="KEY=VALUE", help="override a scenario field (as hierarchy evaluate)")
     args = p.parse_args()
-    overrides = {}
-    for text in args.overrides:
-        key, _, value = text.partition("=")
-        overrides[key] = float(value) if value.replace(".", "", 1).isdigit() else value
-    sc = load_scenario(args.scenario, overrides or None)
+    sc = load_scenario(args.scenario, dict(args.overrides) or None)
     factories = resolve_policies(sc, [args.a, args.b])
     seeds = range(args.seed, args.seed + args.episodes)
     runs = {name: [run_episode(sc, f, s).metrics for s in seeds] for name, f in factories.items()}

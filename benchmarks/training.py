@@ -34,11 +34,11 @@ import numpy as np
 from hierarchy.mappo import TrainConfig, Trainer
 from hierarchy.policies.base import PolicyContext
 from hierarchy.policies.learned import DEFAULT_POLICY_DIR, load_learned_policy
+from hierarchy.policies.registry import STANDARD_POLICY_NAMES
 from hierarchy.scenario import load_scenario
 from sim.core import BatchedCore
 
 RLLIB_AGENT_STEPS_PER_S = 3_700
-STANDARD = ("power-aware", "most-allocated", "target-load-packing")
 
 
 def train_until_beaten(scenario: str, max_steps: int, eval_every: int, threads: int,
@@ -141,7 +141,7 @@ def main() -> None:
                      f">= {10 * RLLIB_AGENT_STEPS_PER_S:,} (10x RLlib's ~3,700)"))
         # The ten standard baselines size at request with resizing off; the two extra ones
         # (power-aware-rightsized, power-aware-resize) are given the sizing levers too.
-        for label, names in (("the best standard baseline", STANDARD),
+        for label, names in (("the best standard baseline", STANDARD_POLICY_NAMES),
                              ("every heuristic (power-aware-resize included)",
                               tuple(t["bar"]))):
             names = [n for n in names if n in t["bar"]]

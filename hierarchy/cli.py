@@ -29,7 +29,7 @@ class CliError(Exception):
     """A mistake the user can fix; printed as one line, exit status 2."""
 
 
-def _override(text: str) -> tuple[str, Any]:
+def parse_override(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output directory (default: results/<scenario>)")
     ev.add_argument("--horizon-s", type=float, default=None, metavar="SECONDS",
                     help="override the scenario's episode length (time.horizon_s)")
-    ev.add_argument("--set", dest="overrides", type=_override, action="append", default=[],
+    ev.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
                     metavar="KEY=VALUE",
                     help="override a scenario field by dotted path, e.g. "
                     "--set workload.load_factor=1.5 (repeatable)")

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hierarchy.cli import parse_override
 from hierarchy.mappo.config import ALGOS, CLOUD_LEVELS, EDGE_ARCHS, TrainConfig
 
 EXIT_USAGE = 2
@@ -67,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=d.eval_every, metavar="UPDATES")
     p.add_argument("--eval-copies", type=int, default=d.eval_copies)
     p.add_argument("--eval-seed", type=int, default=d.eval_seed)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
+                   metavar="KEY=VALUE",
                    help="override a scenario field by dotted path (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
@@ -116,17 +118,16 @@ class ProgressBar:
 
 
 def main(argv: Sequence[str]) -> int:
-    from hierarchy.cli import _override
     from hierarchy.mappo.trainer import Trainer, TrainingError
     from hierarchy.scenario import ScenarioError, load_scenario
     from sim.core import BatchedCore
 
     args = build_parser().parse_args(list(argv))
     try:
-        overrides = dict(_override(o) for o in args.overrides)
+        overrides = dict(args.overrides)
         scenario = load_scenario(args.scenario, overrides or None)
         cfg = config_from_args(args)
-    except (ScenarioError, ValueError, argparse.ArgumentTypeError) as exc:
+    except (ScenarioError, ValueError) as exc:
         print(f"hierarchy train: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     out = Path(args.out)
@@ -141,17 +142,21 @@ def main(argv: Sequence[str]) -> int:
     command = shlex.join(["hierarchy", "train", *argv])
     meta = {"name": out.name, "scenario": scenario.name, "overrides": overrides,
             "command": command}
-    agents = scenario_agents(make_env)
-    bar = ProgressBar(cfg.updates * cfg.steps_per_update * agents, not args.no_progress)
+    bar: ProgressBar | None = None
     try:
-        trainer = Trainer(make_env, cfg, out, meta, progress=bar)
+        trainer = Trainer(make_env, cfg, out, meta)
+        bar = ProgressBar(cfg.updates * cfg.steps_per_update * trainer.agents,
+                          not args.no_progress)
+        trainer.progress = bar
         summary = trainer.train()
     except TrainingError as exc:
-        bar.close()
+        if bar:
+            bar.close()
         print(f"hierarchy train: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        bar.close()
+        if bar:
+            bar.close()
         print("hierarchy train: interrupted; the last checkpoint is in "
               f"{out / 'checkpoint.pt'}", file=sys.stderr)
         return 130
@@ -163,6 +168,3 @@ def main(argv: Sequence[str]) -> int:
     print(f"wrote {out}/policy.npz, policy.json, train.csv, checkpoint.pt")
     return 0
 
-
-def scenario_agents(make_env) -> int:  # noqa: ANN001
-    return make_env(1, 0).S + 1
