@@ -112,17 +112,18 @@ def heuristic_factory(name: str) -> PolicyFactory:
 
 def learned_factory(name: str, scenario: Scenario) -> PolicyFactory:
     """`learned:PATH` (or `learned`: the shipped models/default) as a factory; the policy
-    file is read and checked against the scenario now, so a bad one fails before any run."""
+    file is read and checked against the scenario now, so a bad one fails before any run.
+    A learned policy keeps no state between decisions, so every episode uses the one loaded."""
     path = name[len(LEARNED_PREFIX):] if name.startswith(LEARNED_PREFIX) else DEFAULT_POLICY_DIR
     probe = BatchedCore(scenario, batch_size=1, seed=0, record_metrics=False)
     try:
-        load_learned_policy(path, PolicyContext(probe.edge_encoder, probe.cloud_encoder))
+        policy = load_learned_policy(path, PolicyContext(probe.edge_encoder,
+                                                         probe.cloud_encoder))
     except PolicyFileError as exc:
         raise EvaluationError(f"{name}: {exc}") from None
 
     def build(scenario: Scenario, core: BatchedCore, seed: int) -> Policy:
-        ctx = PolicyContext(core.edge_encoder, core.cloud_encoder, seed=seed)
-        return load_learned_policy(path, ctx)
+        return policy
 
     return build
 
