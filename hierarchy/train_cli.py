@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hierarchy.cli import parse_override
-from hierarchy.mappo.config import ALGOS, CLOUD_LEVELS, EDGE_ARCHS, TrainConfig
+from hierarchy.mappo.config import ALGOS, CLOUD_LEVELS, EDGE_ARCHS, SHAPINGS, TrainConfig
 
 EXIT_USAGE = 2
 
@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--entropy", type=float, default=d.entropy)
     p.add_argument("--gamma", type=float, default=d.gamma, help="discount per simulated tick")
+    p.add_argument("--local-reward", type=float, default=d.local_reward, metavar="SHARE",
+                   help="share of each edge agent's reward that is its own site's cost rather "
+                        "than the team's (0: team reward only; the cloud level always gets the "
+                        "team's)")
+    p.add_argument("--shaping", choices=SHAPINGS, default=d.shaping,
+                   help="potential-based shaping: committed: charge a placement at once for the "
+                        "idle energy of the awake time it adds; power: for --shaping-h hours of "
+                        "the draw it adds")
+    p.add_argument("--shaping-h", type=float, default=d.shaping_h, metavar="HOURS")
     p.add_argument("--hidden", default=",".join(map(str, d.hidden)), metavar="H,H",
                    help="actor hidden layer sizes")
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads")
@@ -87,6 +96,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         critic_warmup=args.critic_warmup,
         batch=args.batch, rollout=args.rollout, epochs=args.epochs,
         minibatches=args.minibatches, lr=args.lr, entropy=args.entropy, gamma=args.gamma,
+        local_reward=args.local_reward, shaping=args.shaping, shaping_h=args.shaping_h,
         hidden=hidden, threads=args.threads, eval_every=args.eval_every,
         eval_copies=args.eval_copies, eval_seed=args.eval_seed,
     ).validate()

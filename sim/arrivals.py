@@ -117,7 +117,7 @@ def admit_kernel(
                     slot += 1
                 if sq_len[b, s] >= q_max or slot >= n_apps:
                     rejected[b] += size
-                    terms[b, T_REJECTION] += size
+                    terms[b, s, T_REJECTION] += size
                     p += 1
                     continue
                 a = slot

@@ -19,6 +19,7 @@ from hierarchy.scenario import Scenario, load_scenario
 from sim.arrivals import CopyPools
 from sim.catalogue import CatalogueMaker
 from sim.decisions import apply_decisions
+from sim.shaping import committed_idle_kwh
 from sim.state import QUEUED_CLOUD, QUEUED_SITE, RUNNING, TERM_NAMES, SimState
 from sim.streams import copy_key
 from sim.tick import advance_time
@@ -37,6 +38,7 @@ from sim.workload import WorkloadGenerator
 class StepOutput:
     cost: np.ndarray  # (B,) weighted team cost of this step (reward = -cost)
     terms: np.ndarray  # (B, len(TERM_NAMES)) unweighted cost terms
+    site_cost: np.ndarray  # (B, S + 1) the cost split by where it arose (cloud last); sums to cost
     truncated: np.ndarray  # (B,) the copy reached the horizon
     advanced: np.ndarray  # (B,) the copy's clock moved this step
 
@@ -214,6 +216,23 @@ class BatchedCore:
             [self.edge_obs.reshape(self.B, -1), self.cloud_obs, progress], axis=-1
         )
 
+    def energy_cost_rate(self) -> np.ndarray:
+        """(B, S + 1) cost per hour of each location's power draw now (sites, then the cloud)."""
+        return self.st.loc_power_w * self.topo.loc_pue * (self.weights[0] / 1000.0)
+
+    def committed_idle_cost(self) -> np.ndarray:
+        """(B, S + 1) cost of the idle draw each location's awake nodes are committed to until
+        their containers leave and they may sleep, to the episode's end at most (sim.shaping:
+        training's shaping potential; it reads lifetimes no agent observes)."""
+        st, topo = self.st, self.topo
+        out = np.zeros((self.B, self.S + 1))
+        committed_idle_kwh(
+            st.c_status, st.c_node, st.a_active, st.a_size, st.a_life_s, st.asleep, st.idle_s,
+            topo.node_exists, topo.node_site, topo.node_idle_w, topo.node_sleep_w, topo.loc_pue,
+            self.scenario.sizing.sleep_after_s, np.maximum(self.horizon_s - st.t_s, 0.0), out,
+        )
+        return out * self.weights[0]
+
     @property
     def state_dim(self) -> int:
         return self.S * self.edge_encoder.spec.dim + self.cloud_encoder.spec.dim + 1
@@ -223,7 +242,7 @@ class BatchedCore:
     def step(self, edge_actions: np.ndarray, cloud_actions: np.ndarray) -> StepOutput:
         """Apply (B, S) edge and (B,) cloud actions, advance clocks, observe."""
         st, topo = self.st, self.topo
-        terms = np.zeros((self.B, len(TERM_NAMES)))
+        loc_terms = np.zeros((self.B, self.S + 1, len(TERM_NAMES)))
         apply_decisions(
             np.asarray(edge_actions, dtype=np.int64).reshape(self.B, self.S), self.edge_mask,
             np.asarray(cloud_actions, dtype=np.int64).reshape(self.B), self.cloud_mask,
@@ -240,19 +259,20 @@ class BatchedCore:
             topo.node_idle_w, topo.node_max_w, topo.node_sleep_w, topo.node_wake_s,
             self.curve_table, topo.node_curves is None, topo.site_budget_w,
             st.placed_edge, st.offloaded, st.placed_cloud_pool, st.placed_by_cloud_at_edge,
-            st.rejected, st.invalid_actions, terms,
+            st.rejected, st.invalid_actions, loc_terms,
         )
         # A copy whose episode is over holds still until it is reset.
         running = st.t_s < self.horizon_s - 1e-9
         advanced = (st.sq_len.sum(axis=1) == 0) & (st.cq_len == 0) & running
         if advanced.any():
-            advance_time(self, advanced, terms)
+            advance_time(self, advanced, loc_terms)
         truncated = st.t_s >= self.horizon_s - 1e-9
         self.observe()
+        terms = loc_terms.sum(axis=1)
         cost = terms @ self.weights
         st.term_totals += terms
         st.cost_total += cost
-        return StepOutput(cost, terms, truncated, advanced)
+        return StepOutput(cost, terms, loc_terms @ self.weights, truncated, advanced)
 
     # --- accounting --------------------------------------------------------------------------
 

@@ -199,4 +199,4 @@ def apply_decisions(
         else:
             c_status[b, a, k] = REJECTED
             rejected[b] += 1.0
-            terms[b, T_REJECTION] += 1.0
+            terms[b, n_sites, T_REJECTION] += 1.0

@@ -3,7 +3,9 @@
 One copy (B = 1) of the batched core: agents `edge_0 … edge_{S-1}` and `cloud`; each
 observation is {"observation": float32, "action_mask": int8}; `state()` is the centralised
 critic's view; all agents share one team reward (the negative weighted cost), whose terms are
-reported apart in `infos[agent]["cost_terms"]`; the horizon ends an episode by truncation.
+reported apart in `infos[agent]["cost_terms"]`, and whose part that arose at the agent's own
+location (a site, or the cloud) is `infos[agent]["own_cost"]`, for local or mixed rewards; the
+horizon ends an episode by truncation.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ class EdgeCloudEnv(ParallelEnv):
         rewards = dict.fromkeys(agents, reward)
         terminations = dict.fromkeys(agents, False)
         truncations = dict.fromkeys(agents, truncated)
-        infos = {a: info for a in agents}
+        own = dict(zip(self.possible_agents, map(float, out.site_cost[0]), strict=True))
+        infos = {a: {**info, "own_cost": own[a]} for a in agents}
         if truncated:
             self.agents = []
         return obs, rewards, terminations, truncations, infos

@@ -21,7 +21,10 @@ from sim.streams import STREAM_ARRIVAL, STREAM_BURST, STREAM_LOAD, normal, unifo
 
 # Latency above SLO counts in SLO units up to this many (an app far out of SLO is out).
 LATENCY_OVER_CAP = 10.0
-# Columns of the per-step cost terms (sim.state.TERM_NAMES).
+# Columns of the per-step cost terms (sim.state.TERM_NAMES). The kernels fill `terms`
+# (copies, sites + 1, terms): each term at the location it belongs to -- a node's energy and a
+# site's capping at that site (the cloud last), an app's latency, violations and WAN energy at
+# its home site -- so that training can give each edge agent its own share (team = the sum).
 T_ENERGY, T_LATENCY, T_VIOLATION, T_REJECTION, T_CAPPED, T_OVERSHOOT = range(6)
 
 
@@ -263,13 +266,12 @@ def tick_kernel(
                     theta[s] = min(max((budget - loc_base[s]) / max(loc_dyn[s], 1e-9),
                                        throttle_min), 1.0)
                     capped_s[b, s] += d
-                    terms[b, T_CAPPED] += hours
+                    terms[b, s, T_CAPPED] += hours
                 drawn = loc_base[s] + theta[s] * loc_dyn[s]
                 over = max(drawn - budget, 0.0) * d
                 overshoot_j[b, s] += over
-                terms[b, T_OVERSHOOT] += over / 3600.0
+                terms[b, s, T_OVERSHOOT] += over / 3600.0
                 throttle[b, s] = theta[s]
-        energy = 0.0
         used_edge = 0.0
         for n in range(n_nodes):
             if not node_exists[n]:
@@ -282,7 +284,7 @@ def tick_kernel(
                 drawn = idle_w[n] + theta[s] * (max_w[n] - idle_w[n]) * f
             e = drawn * loc_pue[s] * d
             n_energy[b, n] += e
-            energy += e
+            terms[b, s, T_ENERGY] += e / 3.6e6
             if s < n_sites:
                 used_edge += n_used[b, n]
         used_core_s[b] += used_edge * d
@@ -302,10 +304,12 @@ def tick_kernel(
             requests[b] += reqs
             if not serving:
                 requests_violated[b] += reqs
-                terms[b, T_VIOLATION] += hours
+                terms[b, a_home[b, a], T_VIOLATION] += hours
                 continue
             data_k = a_data_k[b, a]
             data_site = a_data_site[b, a]
+            home = a_home[b, a]
+            app_wan = 0.0
             for k in range(size):
                 node = c_node[b, a, k]
                 loc = c_loc[b, a, k]
@@ -317,17 +321,19 @@ def tick_kernel(
                 if k == data_k:
                     own[k] += rtt[loc, data_site]
                     if loc != data_site:
-                        wan += reqs * c_inv[b, a, k] * data_bytes
+                        app_wan += reqs * c_inv[b, a, k] * data_bytes
             for k in range(1, size):
                 lk = c_loc[b, a, k]
                 lp = c_loc[b, a, c_parent[b, a, k]]
                 hop[k] = rtt[lk, lp]
                 if lk != lp:
-                    wan += reqs * c_inv[b, a, k] * c_bytes[b, a, k]
+                    app_wan += reqs * c_inv[b, a, k] * c_bytes[b, a, k]
             entry_loc = c_loc[b, a, 0]
-            home = a_home[b, a]
             if entry_loc != home:
-                wan += reqs * user_bytes
+                app_wan += reqs * user_bytes
+            # The WAN's energy is the app's: charged to its home site, like its latency.
+            wan += app_wan
+            terms[b, home, T_ENERGY] += app_wan * wan_j_per_byte / 3.6e6
             response = user_rtt[home, entry_loc] + critical_path_one(
                 own, c_parent[b, a], c_calls[b, a], hop, size, slowest)
             slo = a_slo[b, a]
@@ -337,10 +343,9 @@ def tick_kernel(
                 response_hist[b, i] += reqs
             if response > slo:
                 requests_violated[b] += reqs
-                terms[b, T_VIOLATION] += hours
-                terms[b, T_LATENCY] += min((response - slo) / slo, LATENCY_OVER_CAP) * hours
+                terms[b, home, T_VIOLATION] += hours
+                terms[b, home, T_LATENCY] += min((response - slo) / slo, LATENCY_OVER_CAP) * hours
         wan_bytes[b] += wan
-        terms[b, T_ENERGY] += (energy + wan * wan_j_per_byte) / 3.6e6
 
         # --- departures: an app's lifetime runs once every container is decided --------------
         for a in range(n_apps):

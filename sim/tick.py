@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 
 def advance_time(core: BatchedCore, advanced: np.ndarray, terms: np.ndarray) -> None:
+    """One tick for the copies in `advanced`; adds the cost terms to `terms` (B, S + 1, terms)."""
     st, topo, sc = core.st, core.topo, core.scenario
     arr = sc.workload.arrivals
     dt = np.empty(core.B)

@@ -250,6 +250,9 @@ def test_reward_is_minus_the_weighted_cost_terms() -> None:
             values = np.array([terms[n] for n in TERM_NAMES])
             assert (values >= 0).all()
             assert np.isclose(values @ weights, -reward, rtol=1e-9, atol=1e-12), (values, reward)
+        # Each agent's own part (where the cost arose) is never negative; the parts add up.
+        own = [info["own_cost"] for info in infos.values()]
+        assert min(own) >= 0 and np.isclose(sum(own), -reward, rtol=1e-9, atol=1e-12)
         totals += values
         nonzero |= values > 0
         reward_sum += reward

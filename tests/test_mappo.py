@@ -19,7 +19,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from hierarchy.mappo import TrainConfig, Trainer, TrainingError  # noqa: E402
-from hierarchy.mappo.rollout import Rollout, gae  # noqa: E402
+from hierarchy.mappo.model import EdgeShape, MappoModel  # noqa: E402
+from hierarchy.mappo.rollout import Collector, Rollout, gae  # noqa: E402
 from hierarchy.policies.base import PolicyContext  # noqa: E402
 from hierarchy.policies.learned import load_learned_policy  # noqa: E402
 from hierarchy.policies.policy_file import PolicyFileError, read_policy, sha256_of  # noqa: E402
@@ -189,7 +190,7 @@ def test_resume_with_other_settings_is_refused(tmp_path) -> None:
         Trainer(make_env, tiny(lr=1e-3), tmp_path).train()
 
 
-@pytest.mark.parametrize("variant", [{"algo": "ippo"}, {"cloud": "rule"}])
+@pytest.mark.parametrize("variant", [{"algo": "ippo"}, {"cloud": "rule"}, {"local_reward": 0.5}])
 def test_ablation_variants_train_and_export(variant, tmp_path) -> None:
     _, summary = train(tmp_path, total_steps=4 * 16 * 2, **variant)
     meta = json.loads((tmp_path / "policy.json").read_text())
@@ -202,7 +203,8 @@ def test_gae_discounts_per_tick_not_per_decision_round() -> None:
     # Two rounds at one instant (no tick), then a tick with cost 1, then the end.
     T, B = 3, 1
     z = np.zeros((T, B, 1), np.float32)
-    buf = Rollout(None, None, None, z.copy(), np.array([[0.0], [0.0], [-1.0]], np.float32),
+    reward = np.array([[0.0], [0.0], [-1.0]], np.float32)
+    buf = Rollout(None, None, None, z.copy(), reward, reward[..., None],
                   np.array([[1.0], [1.0], [0.5]], np.float32),
                   np.array([[1.0], [1.0], [1.0]], np.float32),
                   np.array([[False], [False], [True]]), np.zeros((B, 1), np.float32))
@@ -246,3 +248,39 @@ def test_imitation_copies_the_heuristic_before_ppo(tmp_path) -> None:
 def test_imitating_an_unknown_heuristic_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown heuristic"):
         tiny(imitate="no-such-rule").validate()
+
+
+def test_local_reward_gives_each_edge_agent_its_share_of_its_site() -> None:
+    env = make_env(2, 5)
+    model = MappoModel(tiny(local_reward=0.25), env.edge_obs.shape[-1], env.edge_mask.shape[-1],
+                       env.cloud_obs.shape[-1], env.cloud_mask.shape[-1],
+                       env.global_state().shape[-1], env.S, EdgeShape.of(env.edge_encoder))
+    assert model.value_heads == env.S + 1
+    collector = Collector(env, model, tiny(local_reward=0.25), torch.Generator().manual_seed(0))
+    buf = collector.collect()
+    # The split by location sums to the team's cost, step by step.
+    rewards = buf.agent_reward
+    assert rewards.shape == (*buf.reward.shape, env.S + 1)
+    assert np.allclose(rewards[..., env.S], buf.reward)  # the cloud level: the team's
+    assert not np.allclose(rewards[..., 0], buf.reward)  # an edge agent: its own share too
+    out = env.step(np.zeros((2, env.S), np.int64), np.zeros(2, np.int64))
+    assert np.allclose(out.site_cost.sum(axis=1), out.cost)
+
+
+@pytest.mark.parametrize("shaping", ["committed", "power"])
+def test_shaping_telescopes_to_the_change_of_potential(shaping) -> None:
+    # With gamma 1 the shaping terms of a stretch without an episode's end sum to
+    # potential(end) - potential(start): they move credit between steps, never add any.
+    cfg = tiny(gamma=1.0, shaping=shaping)
+    env = make_env(3, 11)
+    model = MappoModel(cfg, env.edge_obs.shape[-1], env.edge_mask.shape[-1],
+                       env.cloud_obs.shape[-1], env.cloud_mask.shape[-1],
+                       env.global_state().shape[-1], env.S, EdgeShape.of(env.edge_encoder))
+    collector = Collector(env, model, cfg, torch.Generator().manual_seed(0))
+    start = collector._potential()[:, 0]
+    buf = collector.collect()
+    end = collector._potential()[:, 0]
+    assert not buf.done.any()
+    shaping = (buf.agent_reward[..., 0] - buf.reward).sum(axis=0)
+    assert np.allclose(shaping, end - start, atol=1e-4)
+    assert np.abs(shaping).max() > 0  # the platform's draw did change

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 ALGOS = ("mappo", "ippo")
 CLOUD_LEVELS = ("learned", "rule")
 EDGE_ARCHS = ("node-scoring", "mlp")
+SHAPINGS = ("none", "committed", "power")
 
 
 @dataclass
@@ -25,6 +26,17 @@ class TrainConfig:
     lr: float = 5e-4
     lr_final_frac: float = 0.0  # linear annealing to lr * lr_final_frac
     entropy: float = 0.01
+    # Each edge agent's reward: (1 - local_reward) x the team's cost + local_reward x the cost
+    # that arose at its own site (its nodes' energy and capping, its users' apps' latency,
+    # violations and WAN energy, its rejections). The cloud level always gets the team's.
+    # Above 0 the critic has one value head per agent.
+    local_reward: float = 0.0
+    # Potential-based shaping (Ng et al. 1999), which leaves the best policy unchanged:
+    # "committed": the potential is minus the idle energy the awake nodes are committed to
+    # (sim.shaping), so a placement is charged at once for the awake time it adds; "power":
+    # minus shaping_h hours of the current draw's cost; "none": off.
+    shaping: str = "none"
+    shaping_h: float = 1.0
     value_coef: float = 1.0
     huber_delta: float = 10.0
     max_grad_norm: float = 10.0
@@ -64,6 +76,12 @@ class TrainConfig:
                                  f"{', '.join(POLICY_NAMES)}")
         if self.eval_seed == self.seed:
             raise ValueError("eval_seed must differ from the training seed")
+        if self.shaping not in SHAPINGS:
+            raise ValueError(f"shaping must be one of {SHAPINGS}, got {self.shaping!r}")
+        if self.shaping_h < 0:
+            raise ValueError(f"shaping_h must be at least 0, got {self.shaping_h}")
+        if not 0 <= self.local_reward <= 1:
+            raise ValueError(f"local_reward must be in [0, 1], got {self.local_reward}")
         if not 0 < self.gamma <= 1 or not 0 <= self.lam <= 1:
             raise ValueError("gamma must be in (0, 1] and lam in [0, 1]")
         return self

@@ -1,8 +1,9 @@
 """The trainable parts together: actors, critic(s) and the value normaliser.
 
 MAPPO: one centralised critic on the global state gives one value per copy and step, shared
-by every agent (the reward is a team reward). IPPO (the ablation): each agent's critic sees
-only that agent's own observation, one value per agent.
+by every agent (the reward is a team reward); with a local share in the edge agents' rewards
+(`local_reward`) it gives one value per agent, still from the global state. IPPO (the
+ablation): each agent's critic sees only that agent's own observation, one value per agent.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class MappoModel(nn.Module):
                  edge_shape: EdgeShape) -> None:
         super().__init__()
         self.algo, self.sites = cfg.algo, sites
+        self.per_agent_values = cfg.algo == "ippo" or cfg.local_reward > 0
         if cfg.edge_arch == "mlp":
             self.edge_actor = Actor(edge_obs_dim, edge_actions, cfg.hidden, cfg.activation)
         else:
@@ -49,7 +51,8 @@ class MappoModel(nn.Module):
         self.cloud_actor = (Actor(cloud_obs_dim, cloud_actions, cfg.hidden, cfg.activation)
                             if cfg.cloud == "learned" else None)
         if cfg.algo == "mappo":
-            self.critic = Critic(state_dim, cfg.critic_hidden, cfg.activation)
+            heads = sites + 1 if self.per_agent_values else 1
+            self.critic = Critic(state_dim, cfg.critic_hidden, cfg.activation, heads)
         else:
             self.edge_critic = Critic(edge_obs_dim, cfg.critic_hidden, cfg.activation)
             self.cloud_critic = Critic(cloud_obs_dim, cfg.critic_hidden, cfg.activation)
@@ -57,14 +60,16 @@ class MappoModel(nn.Module):
 
     @property
     def value_heads(self) -> int:
-        """Values per copy and step: 1 (shared) for MAPPO, one per agent for IPPO."""
-        return 1 if self.algo == "mappo" else self.sites + 1
+        """Values per copy and step: 1 (shared by the team) or one per agent (edge sites, then
+        the cloud level)."""
+        return self.sites + 1 if self.per_agent_values else 1
 
     def values(self, state: torch.Tensor, edge_obs: torch.Tensor, cloud_obs: torch.Tensor
                ) -> torch.Tensor:
         """(N, heads) normalised values: state (N, Ds), edge_obs (N, S, De), cloud_obs (N, Dc)."""
         if self.algo == "mappo":
-            return self.critic(state).unsqueeze(-1)
+            v = self.critic(state)
+            return v if self.per_agent_values else v.unsqueeze(-1)
         edge = self.edge_critic(edge_obs)
         cloud = self.cloud_critic(cloud_obs).unsqueeze(-1)
         return torch.cat([edge, cloud], dim=-1)

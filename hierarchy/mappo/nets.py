@@ -65,12 +65,17 @@ def sample(logits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tens
 
 
 class Critic(nn.Module):
-    def __init__(self, in_dim: int, hidden: tuple[int, ...], activation: str) -> None:
+    """Values from an input: (N,) with one head, (N, heads) with several."""
+
+    def __init__(self, in_dim: int, hidden: tuple[int, ...], activation: str,
+                 heads: int = 1) -> None:
         super().__init__()
-        self.net = mlp([in_dim, *hidden, 1], activation, out_gain=1.0)
+        self.heads = heads
+        self.net = mlp([in_dim, *hidden, heads], activation, out_gain=1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
+        out = self.net(x)
+        return out.squeeze(-1) if self.heads == 1 else out
 
 
 class ValueNorm(nn.Module):

@@ -32,6 +32,8 @@ class BatchedEnv(Protocol):
     cloud_view: Any
 
     def global_state(self) -> np.ndarray: ...
+    def energy_cost_rate(self) -> np.ndarray: ...
+    def committed_idle_cost(self) -> np.ndarray: ...
     def step(self, edge_actions: np.ndarray, cloud_actions: np.ndarray) -> Any: ...
     def reset(self, seed: int | None = None) -> None: ...
     def reset_copies(self, done: np.ndarray) -> None: ...
@@ -60,7 +62,9 @@ class Rollout:
     cloud: LevelBuffer
     state: np.ndarray  # (T, B, Ds)
     values: np.ndarray  # (T, B, heads) denormalised
-    reward: np.ndarray  # (T, B) = -cost
+    reward: np.ndarray  # (T, B) the team's: -cost
+    agent_reward: np.ndarray  # (T, B, heads) what each value head learns: the team's, or each
+    # agent's own (edge sites, then the cloud level)
     discount: np.ndarray  # (T, B): gamma where the clock advanced in the step, else 1
     lam: np.ndarray  # (T, B): lambda where the clock advanced, else 1
     done: np.ndarray  # (T, B) the episode ended in this step
@@ -81,11 +85,14 @@ class Collector:
             LevelBuffer.empty(T, B, S, De, Ae), LevelBuffer.empty(T, B, 1, Dc, Ac),
             np.zeros((T, B, env.global_state().shape[-1]), np.float32),
             np.zeros((T, B, model.value_heads), np.float32), np.zeros((T, B), np.float32),
+            np.zeros((T, B, model.value_heads), np.float32),
             np.zeros((T, B), np.float32), np.zeros((T, B), np.float32), np.zeros((T, B), bool),
             np.zeros((B, model.value_heads), np.float32),
         )
         # Finished episodes' returns (sum of rewards) for logging.
         self.running_return = np.zeros(B)
+        self.shaping = cfg.shaping != "none"
+        self.phi = self._potential() if self.shaping else None
         self.finished_returns: list[float] = []
 
     @torch.no_grad()
@@ -114,6 +121,24 @@ class Collector:
         level.act[t] = actions
         return actions
 
+    def _per_head(self, by_location: np.ndarray) -> np.ndarray:
+        """(B, heads) from a (B, S + 1) split by location: the team's sum, with each edge
+        agent's share of its own site's part when the heads are per agent."""
+        team = by_location.sum(axis=1, keepdims=True)
+        if self.model.value_heads == 1:
+            return team
+        share = self.cfg.local_reward
+        out = np.repeat(team, self.model.value_heads, axis=1)
+        S = self.env.S
+        out[:, :S] = (1.0 - share) * team + share * by_location[:, :S]
+        return out
+
+    def _potential(self) -> np.ndarray:
+        """(B, heads) the shaping potential (TrainConfig.shaping)."""
+        if self.cfg.shaping == "committed":
+            return self._per_head(-self.env.committed_idle_cost())
+        return self._per_head(-self.cfg.shaping_h * self.env.energy_cost_rate())
+
     def collect(self) -> Rollout:
         env, buf, cfg = self.env, self.buf, self.cfg
         for t in range(cfg.rollout):
@@ -130,16 +155,24 @@ class Collector:
                 buf.cloud.deciding[t] = False
             out = env.step(edge_actions, cloud_actions)
             buf.reward[t] = -out.cost
+            buf.agent_reward[t] = self._per_head(-out.site_cost)
             advanced = np.asarray(out.advanced, bool)
             buf.discount[t] = np.where(advanced, cfg.gamma, 1.0)
             buf.lam[t] = np.where(advanced, cfg.lam, 1.0)
             done = np.asarray(out.truncated, bool)
             buf.done[t] = done
+            if self.shaping:
+                # F = discount * potential(next) - potential(now); an episode's end has
+                # potential 0, so the shaping sums to a constant and the optimum stands.
+                after = self._potential() * (~done)[:, None]
+                buf.agent_reward[t] += buf.discount[t][:, None] * after - self.phi
             self.running_return += buf.reward[t]
             if done.any():
                 self.finished_returns.extend(self.running_return[done].tolist())
                 self.running_return[done] = 0.0
                 env.reset_copies(done)
+            if self.shaping:
+                self.phi = self._potential()
         buf.last_values[:] = self._values(env.global_state().astype(np.float32))
         return buf
 
@@ -153,7 +186,7 @@ def gae(buf: Rollout) -> tuple[np.ndarray, np.ndarray]:
         next_values = buf.last_values if t == T - 1 else buf.values[t + 1]
         live = (1.0 - buf.done[t].astype(np.float32))[:, None]
         disc = buf.discount[t][:, None]
-        delta = buf.reward[t][:, None] + disc * next_values * live - buf.values[t]
+        delta = buf.agent_reward[t] + disc * next_values * live - buf.values[t]
         last = delta + disc * buf.lam[t][:, None] * live * last
         adv[t] = last
     return adv, adv + buf.values
