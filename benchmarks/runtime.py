@@ -131,14 +131,16 @@ def bench_in_process(tmp: Path, n: int) -> dict[str, float]:
 
 
 class Client:
-    """A `MqttTransport` that timestamps every message it receives."""
+    """A `MqttTransport` that timestamps every message it receives (its session ends with it:
+    a broker keeping messages for a benchmark client gone would be measured too)."""
 
     def __init__(self, url: str, subscriptions: list[str]) -> None:
         self.cond = threading.Condition()
         self.received: dict[str, float] = {}  # key -> perf_counter at receipt
         self.marker = f"hierarchy/bench/{uuid.uuid4().hex}"
         self.transport = MqttTransport(
-            BrokerConfig.from_url(url), client_id=f"bench-{uuid.uuid4().hex[:8]}",
+            BrokerConfig.from_url(url, session_expiry_s=0),
+            client_id=f"bench-{uuid.uuid4().hex[:8]}",
             on_message=self._on_message,
             subscriptions=[(t, 1) for t in [*subscriptions, self.marker]])
         self.transport.start()
@@ -234,31 +236,63 @@ def bench_end_to_end(client: Client, n: int) -> dict[str, float]:
     return {"p50_ms": p50, "p99_ms": p99, "n": float(n)}
 
 
-def bench_rate(client: Client, rate: float, seconds: float, tag: str) -> dict[str, float]:
-    """Publish at `rate` per second for `seconds`; how many decisions kept up."""
-    topic = p.requests_topic(SITE)
-    payloads = [request(f"{tag}-{i}").to_bytes() for i in range(int(rate * seconds))]
-    before = client.count()
-    start = time.perf_counter()
-    sent = 0
-    while sent < len(payloads):
-        due = min(len(payloads), int((time.perf_counter() - start) * rate) + 1)
-        while sent < due:
-            client.transport.publish(topic, payloads[sent], qos=1)
-            sent += 1
-        time.sleep(0.001)
-    end = time.perf_counter()
-    in_time = client.count() - before
-    deadline = time.monotonic() + 1.0
-    while client.count() - before < sent and time.monotonic() < deadline:
-        time.sleep(0.01)
-    done = client.count() - before
-    last = max((client.received[f"{tag}-{i}"] for i in range(sent)
-                if f"{tag}-{i}" in client.received), default=end)
-    return {"rate": rate, "sent_rate": sent / (end - start), "sent": float(sent),
-            "in_time": float(in_time), "done": float(done),
-            "decided_rate": done / max(last - start, 1e-9),
-            "kept_up": float(in_time >= 0.97 * sent and done == sent)}
+class LoadGenerator:
+    """The load of (4): one thread publishes requests on a schedule and reads the decisions
+    between sends, running the network itself (`MqttTransport.open`: no hand-off to paho's
+    thread and back per message), payloads serialised beforehand. On a small machine the
+    generator shares the cores with the agent and the broker: it must not be what runs out
+    first, so it spends as little CPU per request as it can (180-300 us in our runs)."""
+
+    def __init__(self, url: str) -> None:
+        self.received: dict[bytes, float] = {}  # request id -> perf_counter at receipt
+        self.waiting: set[bytes] = set()  # request ids of this step not decided yet
+        self.transport = MqttTransport(
+            BrokerConfig.from_url(url, session_expiry_s=0),
+            client_id=f"bench-load-{uuid.uuid4().hex[:8]}",
+            on_message=self._on_message, subscriptions=[(p.decisions_topic(SITE), 1)])
+        self.transport.open()
+        deadline = time.monotonic() + 5.0
+        while not self.transport.connected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"could not connect to {url}")
+            self.transport.poll(0.01)
+
+    def _on_message(self, msg: Incoming) -> None:
+        rid = msg.payload.split(b'"request_id":"', 1)[1].split(b'"', 1)[0]
+        if rid in self.waiting:
+            self.waiting.discard(rid)
+            self.received[rid] = time.perf_counter()
+
+    def run(self, rate: float, seconds: float, tag: str) -> dict[str, float]:
+        """Publish at `rate` per second for `seconds`; how many decisions kept up."""
+        topic = p.requests_topic(SITE)
+        ids = [f"{tag}-{i}" for i in range(int(rate * seconds))]
+        payloads = [request(rid).to_bytes() for rid in ids]
+        keys = [rid.encode() for rid in ids]
+        received, transport = self.received, self.transport
+        self.waiting = set(keys)
+        start = time.perf_counter()
+        sent = 0
+        while sent < len(payloads):
+            due = min(len(payloads), int((time.perf_counter() - start) * rate) + 1)
+            for payload in payloads[sent:due]:
+                transport.publish(topic, payload, qos=1)
+            sent = due
+            transport.poll(max(0.0, start + sent / rate - time.perf_counter()))
+        end = time.perf_counter()
+        in_time = sent - len(self.waiting)
+        deadline = end + 1.0
+        while self.waiting and time.perf_counter() < deadline:
+            transport.poll(0.005)
+        done = sent - len(self.waiting)
+        last = max((received[k] for k in keys if k in received), default=end)
+        return {"rate": rate, "sent_rate": sent / (end - start), "sent": float(sent),
+                "in_time": float(in_time), "done": float(done),
+                "decided_rate": done / max(last - start, 1e-9),
+                "kept_up": float(in_time >= 0.97 * sent and done == sent)}
+
+    def close(self) -> None:
+        self.transport.stop()
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -284,13 +318,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  broker RTT: {rtt['p50_ms']:.3f} / {rtt['p99_ms']:.3f} ms", flush=True)
             agent = start_agent(broker.url, tmp)
             client = Client(broker.url, [p.decisions_topic(SITE)])
+            load: LoadGenerator | None = None
             try:
                 wait_agent_serving(client)
                 e2e = bench_end_to_end(client, n_rtt)
                 print(f"  end to end: {e2e['p50_ms']:.3f} / {e2e['p99_ms']:.3f} ms", flush=True)
+                client.close()  # the load generator alone from here on
+                load = LoadGenerator(broker.url)
                 steps = []
                 for rate in rates:
-                    step = bench_rate(client, rate, step_s, f"r{rate}")
+                    step = load.run(rate, step_s, f"r{rate}")
                     steps.append(step)
                     print(f"  {rate:5d}/s offered: sent {step['sent_rate']:.0f}/s, decided "
                           f"{step['decided_rate']:.0f}/s, kept up: {bool(step['kept_up'])}",
@@ -299,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
                         break
             finally:
                 client.close()
+                if load is not None:
+                    load.close()
                 agent.terminate()
                 agent.wait(10)
     sustained = max((s["rate"] for s in steps if s["kept_up"]), default=0.0)

@@ -1,15 +1,19 @@
 """The edge agent's decision loop: requests in, exactly one decision per request id out.
 
-Threads: paho's network thread only puts received messages on a queue; one loop thread
-owns the backend, the policy and the store, and does everything else:
+One thread, the loop, owns the MQTT connection (it runs the network itself: no hand-off
+between threads per message, see hierarchy.transport), the backend, the policy and the store:
 
-1. take a batch of messages; in one store transaction handle each: validate (refusals are
-   answered on the site's errors topic), republish the stored decision of a request id seen
-   before, or decide (view -> shared encoder and mask -> policy -> guard -> backend) and
-   record the decision and the messages to send in the outbox;
-2. after the commit, acknowledge the batch to the broker (manual QoS 1 acks: a message the
-   agent has not made durable is redelivered after a crash) and hand outbox rows to MQTT;
-3. delete outbox rows the broker has acknowledged; send telemetry; let backend time pass.
+1. read what the broker sent and queue it; requests are validated as they come, and each
+   request id waiting counts once towards `queue_max` (a redelivered copy, or a copy of a
+   request decided already, never does: it gets the stored decision);
+2. take a batch of messages; in one store transaction handle each: refusals are answered on
+   the site's errors topic, a request id seen before gets its stored decision again, a new
+   one is decided (view -> shared encoder and mask -> policy -> guard -> backend) and its
+   decision and the messages to send are recorded in the outbox;
+3. after the commit, hand outbox rows to MQTT and acknowledge the batch to the broker
+   (manual QoS 1 acks: a message the agent has not made durable is redelivered after a
+   crash);
+4. delete outbox rows the broker has acknowledged; send telemetry; let backend time pass.
 
 An offloaded request's final decision is published when the cloud's offload-result comes
 back. While the broker or the cloud is unreachable the agent keeps deciding what it can place;
@@ -20,10 +24,10 @@ the cloud agent (re)announces itself online.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
@@ -50,6 +54,18 @@ def request_key(req: p.Request) -> str:
     return f"{req.offloaded_from}{_KEY_SEP}{req.request_id}"
 
 
+@dataclass(slots=True)
+class Queued:
+    """A received message waiting for the loop, with what its admission found out."""
+
+    msg: Incoming
+    request: p.Request | None = None  # a request, validated on arrival
+    error: Exception | None = None  # why its payload was refused (raised when its turn comes)
+    key: str | None = None  # the request's store key
+    earlier: bytes | None = None  # its decision, when one was stored before it came
+    first: bool = False  # no copy of it was waiting, decided or offloaded when it came
+
+
 def make_backend(config: EdgeConfig) -> Backend:
     if config.backend == "sim":
         from edge_agent.backends.sim import SimSiteBackend
@@ -72,14 +88,17 @@ class EdgeAgent:
             PolicyContext(self.backend.encoder, self.backend.cloud_encoder, seed=config.seed))
         self.decider = SiteDecider(self.backend, self.policy, BehaviourBook(
             config.behaviour_max_services, config.behaviour_sample_s))
-        self.store = Store(config.store_path)
+        self.store = Store(config.store_path, background_checkpoints=True)
         self.peers = PeerBook(self.site)
         self.counts = {k: 0 for k in ("placed", "offloaded", "rejected")}
         self.counts.update(self.store.decision_counts())
         self.refused = 0
         self.duplicates = 0
         self.started_at = time.time()
-        self.incoming: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        self.incoming: deque[Queued] = deque()
+        self._arrived: list[Incoming] = []  # read from the broker, not yet queued
+        self._waiting: dict[str, int] = {}  # request key -> its copies queued, undecided
+        self._requests_topic = p.requests_topic(self.site)
         self.transport: MqttTransport | None = None
         self.broker_url: str | None = None
         self._inflight: deque[tuple[int, mqtt.MQTTMessageInfo]] = deque()
@@ -154,7 +173,7 @@ class EdgeAgent:
         self.transport = MqttTransport(
             self.config.mqtt.broker_config(url),
             client_id=self.config.mqtt_client_id,
-            on_message=self.incoming.put,
+            on_message=self._arrived.append,
             subscriptions=[(p.requests_topic(site), 1), (p.offload_results_topic(site), 1),
                            (p.CLOUD_STATUS_TOPIC, 1)],
             status=StatusMessages(p.status_topic(site), self._status("online"),
@@ -162,13 +181,13 @@ class EdgeAgent:
             manual_ack=True,
             on_connect=self._on_connected,
         )
-        self.transport.start()
+        self.transport.open()  # this loop runs the network: see step()
         return True
 
     def _on_connected(self) -> None:
-        # (paho's thread: only a flag.) A broker that crashed may have lost offloads it had
-        # acknowledged, or the cloud's answers to them: ask again; the cloud answers each
-        # (site, request id) once and repeats that answer.
+        # (Called inside poll, while paho reads: only a flag.) A broker that crashed may have
+        # lost offloads it had acknowledged, or the cloud's answers to them: ask again; the
+        # cloud answers each (site, request id) once and repeats that answer.
         self._resend_offloads = True
 
     def run(self, stop: threading.Event | None = None) -> None:
@@ -206,7 +225,8 @@ class EdgeAgent:
             deadline = time.monotonic() + 1.0
             while self._inflight and self.transport.connected and time.monotonic() < deadline:
                 self._confirm_sent(full=True)
-                time.sleep(0.005)
+                self.transport.poll(0.005)  # for the broker's acks (what else comes waits
+                # unacknowledged in the broker for the next start)
             self._confirm_sent(full=True)
             self.transport.stop()
             self.transport = None
@@ -217,41 +237,78 @@ class EdgeAgent:
     # --- the loop ------------------------------------------------------------------------------
 
     def step(self, timeout_s: float) -> None:
-        batch = self._take(timeout_s)
+        """Wait up to `timeout_s` for the broker (not at all while work is queued), then
+        decide a batch and do what is due."""
+        transport = self.transport
+        assert transport is not None
+        transport.poll(0.0 if self.incoming else timeout_s)
+        self._admit()
+        batch = self._take()
         if batch:
             replies: list[tuple[str, bytes]] = []
             with self.store.transaction():
-                for msg in batch:
-                    self._handle(msg, replies)
-            # Committed: decisions go out first (latency), then the acks (durability).
-            self._flush_outbox()
-            assert self.transport is not None
-            for topic, payload in replies:
-                self.transport.publish(topic, payload, qos=1)
-            for msg in batch:
-                self.transport.ack(msg.mid, msg.qos)
+                for queued in batch:
+                    self._handle(queued.msg, replies, queued)
+            # Committed: decisions go out first (latency), then the acks (durability); each
+            # in as few TCP segments as they fit in.
+            with transport.corked():
+                self._flush_outbox()
+                for topic, payload in replies:
+                    transport.publish(topic, payload, qos=1)
+            with transport.corked():
+                for queued in batch:
+                    transport.ack(queued.msg.mid, queued.msg.qos)
         self._flush_outbox()
         self._confirm_sent()
         self._periodic()
 
-    def _take(self, timeout_s: float) -> list[Incoming]:
+    def _admit(self) -> None:
+        """Queue what arrived. Requests are validated now, so that each request key waiting
+        counts once: copies of one waiting, decided or offloaded already do not count."""
+        if not self._arrived:
+            return
+        entries = [self._validated(msg) if msg.topic == self._requests_topic else Queued(msg)
+                   for msg in self._arrived]
+        fresh = {q.key for q in entries if q.key is not None and q.key not in self._waiting}
+        decided = self.store.decided(list(fresh)) if fresh else {}
+        self._arrived.clear()  # (the list the transport appends to) queued now
+        for q in entries:
+            key = q.key
+            if key is not None:
+                if key in self._waiting:
+                    self._waiting[key] += 1
+                elif key in decided:
+                    q.earlier = decided[key]
+                elif not self.store.is_pending(key):
+                    self._waiting[key] = 1
+                    q.first = True
+            self.incoming.append(q)
+
+    @staticmethod
+    def _validated(msg: Incoming) -> Queued:
         try:
-            first = self.incoming.get(timeout=timeout_s)
-        except queue.Empty:
-            return []
-        batch = [first]
-        while len(batch) < self.config.batch_max:
-            try:
-                batch.append(self.incoming.get_nowait())
-            except queue.Empty:
-                break
+            req = p.decode(msg.payload, p.Request)
+        except Exception as exc:  # answered when its turn comes, in order
+            return Queued(msg, error=exc)
+        return Queued(msg, req, key=request_key(req))
+
+    def _take(self) -> list[Queued]:
+        batch: list[Queued] = []
+        while self.incoming and len(batch) < self.config.batch_max:
+            batch.append(self.incoming.popleft())
         return batch
 
-    def _handle(self, msg: Incoming, replies: list[tuple[str, bytes]]) -> None:
+    def _handle(self, msg: Incoming, replies: list[tuple[str, bytes]],
+                queued: Queued | None = None) -> None:
+        """Act on one message (`queued`: what its admission found, when it was queued)."""
         site = self.site
         try:
-            if msg.topic == p.requests_topic(site):
-                self._on_request(msg, replies)
+            if queued is not None and queued.key is not None:
+                self._leave_queue(queued.key)
+            if queued is not None and queued.error is not None:
+                raise queued.error
+            if msg.topic == self._requests_topic:
+                self._on_request(msg, replies, queued)
             elif msg.topic == p.offload_results_topic(site):
                 self._on_offload_result(msg, replies)
             elif msg.topic == p.CLOUD_STATUS_TOPIC:
@@ -270,20 +327,38 @@ class EdgeAgent:
 
     # --- requests ------------------------------------------------------------------------------
 
-    def _on_request(self, msg: Incoming, replies: list[tuple[str, bytes]]) -> None:
+    def _leave_queue(self, key: str) -> None:
+        copies = self._waiting.get(key, 0)
+        if copies > 1:
+            self._waiting[key] = copies - 1
+        elif copies:
+            del self._waiting[key]
+
+    def _waiting_count(self, key: str | None = None) -> int:
+        """Request ids waiting in the queue, `key` (being decided now) left out."""
+        return len(self._waiting) - (key in self._waiting if key is not None else 0)
+
+    def _on_request(self, msg: Incoming, replies: list[tuple[str, bytes]],
+                    queued: Queued | None = None) -> None:
         t0 = time.perf_counter()
         received_at = time.time()
-        req = p.decode(msg.payload, p.Request)
+        req = queued.request if queued is not None and queued.request is not None else (
+            p.decode(msg.payload, p.Request))
         key = request_key(req)
-        earlier = self.store.decision(key)
+        if queued is None:
+            earlier = self.store.decision(key)
+        elif queued.first:  # nothing came before it with its key: nothing decided it since
+            earlier = None
+        else:  # a copy: decided before it came, or maybe since
+            earlier = queued.earlier or self.store.decision(key)
         if earlier is not None:  # a redelivery: the same decision again, nothing placed
             self.duplicates += 1
             self.store.enqueue(p.decisions_topic(self.site), earlier)
             return
-        if self.store.pending(key) is not None:
+        if self.store.is_pending(key):
             self.duplicates += 1  # offloaded already; its decision comes with the cloud's result
             return
-        if self.incoming.qsize() >= self.config.queue_max:
+        if self._waiting_count(key) >= self.config.queue_max:
             self._decide_final(req, key, "rejected", None, None, 0.0, 0.0, t0,
                                reason=f"queue full ({self.config.queue_max} requests waiting)")
             return
@@ -313,7 +388,7 @@ class EdgeAgent:
         self._offload(req, key, received_at, reason)
 
     def _queue_fill(self) -> float:
-        return self.incoming.qsize() / self.config.queue_max
+        return self._waiting_count() / self.config.queue_max
 
     def _decide_final(self, req: p.Request, key: str, outcome: str, location: str | None,
                       node: str | None, cpu: float, mem: float, t0: float,
@@ -329,6 +404,7 @@ class EdgeAgent:
             offloaded_from=req.offloaded_from, decided_at_s=time.time(),
         )
         payload = decision.to_bytes()
+        self._waiting.pop(key, None)  # copies still queued get this decision from the store
         self.store.put_decision(key, outcome, payload)
         self.store.enqueue(p.decisions_topic(self.site), payload)
         self.counts[outcome] += 1
@@ -344,9 +420,10 @@ class EdgeAgent:
                 budget_w=self.backend.budget_w,
                 free_cpu_frac=1.0 - float(nodes.alloc_cpu.sum()) / cores,
                 free_mem_frac=1.0 - float(nodes.alloc_mem.sum()) / mem,
-                wan_rtt_ms=self.backend.wan_rtt_ms, queue=self.incoming.qsize()),
+                wan_rtt_ms=self.backend.wan_rtt_ms, queue=self._waiting_count()),
             offloaded_at_s=time.time(),
         ).to_bytes()
+        self._waiting.pop(key, None)  # copies still queued are duplicates of a pending offload
         self.store.put_pending(PendingOffload(key, req.to_bytes(), offload, received_at))
         self.store.enqueue(p.OFFLOAD_TOPIC, offload)
 
@@ -467,7 +544,7 @@ class EdgeAgent:
             site=self.site, site_index=self.backend.site_index, time_s=time.time(),
             power_w=self.backend.power_w(), budget_w=self.backend.budget_w,
             throttle=min(max(self.backend.throttle(), 0.0), 1.0),
-            wan_rtt_ms=self.backend.wan_rtt_ms, queue=self.incoming.qsize(),
+            wan_rtt_ms=self.backend.wan_rtt_ms, queue=self._waiting_count(),
             pending_offloads=self.store.pending_count(), containers=self.backend.containers(),
             decisions=p.DecisionCounts(**self.counts), policy=self.decider.policy_label,
             knob=self.backend.knob(), nodes=nodes,

@@ -44,7 +44,9 @@ class EdgeConfig(BaseModel):
         default=None, description="SQLite file of decisions and the outbox (default: "
         "./edge-{site}.sqlite3)")
     telemetry_interval_s: float = Field(default=5.0, gt=0, description="telemetry period, s")
-    queue_max: int = Field(default=10_000, ge=1, description="requests waiting, at most")
+    queue_max: int = Field(
+        default=10_000, ge=1, description="request ids waiting for a decision, at most; "
+        "beyond, requests are rejected (copies of one waiting or decided do not count)")
     batch_max: int = Field(default=256, ge=1, description="requests decided per commit")
     outbox_inflight_max: int = Field(
         default=5_000, ge=1, description="outbox messages handed to MQTT before their ack")

@@ -165,7 +165,8 @@ class SiteDecider:
             data_elsewhere=np.asarray(data_elsewhere),
             node_exists=n.exists, node_asleep=n.asleep, node_cores=n.cores,
             node_mem_gib=n.mem_gib, node_alloc_cpu=n.alloc_cpu, node_alloc_mem=n.alloc_mem,
-            node_used_cpu=n.used_cpu, node_peers=node_peers.astype(f8), node_speed=n.speed,
+            node_used_cpu=n.used_cpu, node_peers=node_peers.astype(f8, copy=False),
+            node_speed=n.speed,
             node_idle_w=n.idle_w, node_max_w=n.max_w, node_sleep_w=n.sleep_w, curves=n.curves,
             **self.behaviour.view_fields(req),
         )

@@ -6,7 +6,8 @@
 - `outbox`: messages to send, in order; a row is deleted once the broker acknowledged it, so
   whatever was not acknowledged is sent again after a restart or an outage.
 
-One thread uses a store (the agent's decision loop). Writes of a batch of requests go in one
+One thread uses a store (the agent's decision loop; the checkpoint thread below has a
+connection of its own). Writes of a batch of requests go in one
 transaction (`with store.transaction():`, a group commit); WAL journaling with
 synchronous=NORMAL makes a commit cheap (no fsync: an OS crash or power cut can lose the last
 commits, never corrupt the file; a crash of the agent alone loses nothing committed) and keeps
@@ -18,11 +19,20 @@ that gap at the cost of an fsync per commit.
 Outbox rows this store inserted are also kept in memory once committed (up to
 `OUTBOX_CACHE_MAX`), so handing fresh rows to MQTT costs no query; rows from before a
 restart, or beyond the cap, are read from the file.
+
+With `background_checkpoints`, WAL checkpoints (copying the log into the database file, with
+an fsync) run in a thread of their own every `CHECKPOINT_INTERVAL_S`: SQLite's automatic
+checkpoint, run inside a commit every 1000 pages of log, stalls one commit in a few hundred by
+milliseconds, which is the agent's tail latency. Only the writer can restart the log once it
+is all copied, and under steady writes the thread never finds it all copied: the writer still
+checkpoints at `WAL_MAX_PAGES`, by then nearly all done by the thread.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -32,6 +42,10 @@ from pathlib import Path
 
 STORE_VERSION = "1"
 OUTBOX_CACHE_MAX = 20_000
+CHECKPOINT_INTERVAL_S = 0.25
+WAL_MAX_PAGES = 8000  # 32 MiB of log (4 KiB pages)
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,7 +84,7 @@ class PendingOffload:
 class Store:
     """The SQLite file at `path` (created if missing)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, background_checkpoints: bool = False) -> None:
         self.path = Path(path)
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +105,11 @@ class Store:
         self._cache: deque[OutboxRow] = deque()
         self._cache_start: int | None = None
         self._uncommitted: list[OutboxRow] = []
+        self._checkpointer: _Checkpointer | None = None
+        if background_checkpoints:
+            self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_MAX_PAGES}")
+            self.db.execute(f"PRAGMA journal_size_limit={WAL_MAX_PAGES * 4096}")
+            self._checkpointer = _Checkpointer(self.path)
 
     def _load_pending_keys(self) -> None:
         # Pending offloads are few: their keys in memory spare a query for every request.
@@ -137,6 +156,8 @@ class Store:
         self._cache.extend(rows)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.db.close()
 
     # --- decisions -------------------------------------------------------------------------
@@ -144,6 +165,19 @@ class Store:
     def decision(self, key: str) -> bytes | None:
         row = self.db.execute("SELECT payload FROM decisions WHERE key=?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def decided(self, keys: list[str]) -> dict[str, bytes]:
+        """The decision payloads of those of `keys` decided already (one query per 500)."""
+        found: dict[str, bytes] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            rows = self.db.execute("SELECT key, payload FROM decisions WHERE key IN "
+                                   f"({','.join('?' * len(chunk))})", chunk)
+            found.update((k, bytes(v)) for k, v in rows)
+        return found
+
+    def is_pending(self, key: str) -> bool:
+        return key in self._pending_keys
 
     def put_decision(self, key: str, outcome: str, payload: bytes,
                      decided_at: float | None = None) -> None:
@@ -221,3 +255,30 @@ class Store:
         """The broker acknowledged these outbox rows: forget them."""
         if ids:
             self.db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in ids])
+
+
+class _Checkpointer:
+    """A thread with its own connection that checkpoints the WAL now and then (PASSIVE: it
+    never waits for, nor blocks, the writer), and once more when stopped."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="store-checkpoints", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(CHECKPOINT_INTERVAL_S):
+            self._checkpoint()
+        self._checkpoint()
+        self.db.close()
+
+    def _checkpoint(self) -> None:
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # busy or failing disk: the next round tries again
+            log.warning("WAL checkpoint failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10.0)

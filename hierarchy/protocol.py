@@ -237,6 +237,10 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+# One decoder for every payload: json.loads with an option builds a new one per call.
+_JSON = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def decode(payload: bytes | bytearray | str, model: type[M]) -> M:
     """The validated message in `payload`, or ProtocolError with a reason a sender can act on."""
     size = len(payload.encode() if isinstance(payload, str) else payload)
@@ -244,7 +248,9 @@ def decode(payload: bytes | bytearray | str, model: type[M]) -> M:
         raise ProtocolError(f"payload of {size} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
     try:
         text = payload if isinstance(payload, str) else bytes(payload).decode("utf-8")
-        obj = json.loads(text, parse_constant=_no_constants)
+        if text.startswith("\ufeff"):  # as json.loads refuses it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        obj = _JSON.decode(text)
     except UnicodeDecodeError:
         raise ProtocolError("payload is not UTF-8 text") from None
     except (ValueError, RecursionError) as exc:

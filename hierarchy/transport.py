@@ -3,23 +3,29 @@
 - persistent sessions (a stable client id; MQTT 5 with clean_start off and a session expiry,
   or 3.1.1 with clean_session off), QoS 1 by default, so an outage loses nothing;
 - subscriptions made in `on_connect`, so every reconnect restores them;
-- reconnects in paho's network thread with exponential backoff;
+- reconnects with exponential backoff (in paho's network thread, or in `poll`);
 - a retained status message on connect, and the same topic as last will (`offline`);
 - TCP_NODELAY on every socket: without it a QoS 1 round trip on loopback costs ~88 ms
   (Nagle's algorithm and delayed ACKs), with it ~0.25 ms;
 - username/password and TLS options;
-- `publish` may be called from any thread; incoming messages go to one callback, called in
-  paho's network thread (hand them to a queue: the callback must not block).
+- two ways to run the network: `start()` runs it in paho's thread (`publish` may then be
+  called from any thread; incoming messages go to one callback, called in that thread: hand
+  them to a queue, the callback must not block), or `open()` leaves it to the caller, who
+  calls `poll()` in its own loop (callbacks run inside `poll`, publishes are written at once).
+  The second spares a thread hand-off and a wake-up of paho's thread per message each way:
+  the edge agent's decision loop runs the network itself for its latency and throughput.
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -127,6 +133,9 @@ class MqttTransport:
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self._started = False
+        self._inline = False  # open(): the caller runs the network with poll()
+        self._retry_at = 0.0  # inline: when to try to connect again
+        self._retry_delay_s = 0.0
         self.connects = 0  # successful connections so far (reconnects included)
         v5 = config.mqtt_version == "5"
         self._v5 = v5
@@ -175,7 +184,67 @@ class MqttTransport:
             kwargs["clean_start"] = False
         self.client.connect_async(self.config.host, self.config.port,
                                   keepalive=self.config.keepalive_s, properties=props, **kwargs)
-        self.client.loop_start()
+        if not self._inline:
+            self.client.loop_start()
+
+    def open(self) -> None:
+        """Like `start()`, but no thread: the caller runs the network with `poll()` (from one
+        thread, the one that publishes and acknowledges too)."""
+        self._inline = True
+        self.start()
+
+    def poll(self, timeout_s: float, max_packets: int = 10_000) -> None:
+        """(After `open()`.) Wait up to `timeout_s` for the broker, then read what it sent
+        (callbacks run here, up to about `max_packets` packets), write what is queued, keep
+        the connection alive; while disconnected, connect again with backoff."""
+        c = self.client
+        sock = c.socket()
+        if sock is None:
+            self._reconnect_when_due(timeout_s)
+            return
+        # TLS may hold decrypted bytes the socket no longer shows as readable.
+        buffered = bool(getattr(sock, "pending", lambda: 0)())
+        try:
+            readable, writable, _ = select.select(
+                [sock], [sock] if c.want_write() else [], [], 0.0 if buffered else timeout_s)
+        except (OSError, ValueError):  # closed under us: the reads below find out
+            readable, writable = [sock], []
+        rc = mqtt.MQTT_ERR_SUCCESS
+        for _ in range(max_packets):  # paho reads about one packet per call
+            if not (readable or buffered) or c.socket() is None:
+                break
+            rc = c.loop_read()
+            if rc != mqtt.MQTT_ERR_SUCCESS or c.socket() is None:
+                break
+            sock = c.socket()
+            buffered = bool(getattr(sock, "pending", lambda: 0)())
+            readable = select.select([sock], [], [], 0.0)[0] if not buffered else [sock]
+        if rc == mqtt.MQTT_ERR_SUCCESS and c.socket() is not None and (
+                writable or c.want_write()):
+            rc = c.loop_write()
+        if rc == mqtt.MQTT_ERR_SUCCESS and c.socket() is not None:
+            c.loop_misc()  # keepalive pings; drops a connection whose broker went quiet
+        if c.socket() is None:
+            self._connected.clear()
+            self._retry_at = time.monotonic() + self._next_retry_delay()
+
+    def _reconnect_when_due(self, timeout_s: float) -> None:
+        wait_s = self._retry_at - time.monotonic()
+        if wait_s > 0:
+            time.sleep(min(wait_s, timeout_s))
+            return
+        try:
+            self.client.reconnect()  # the CONNACK comes in a later poll
+        except OSError as exc:
+            log.debug("connecting to %s failed: %s", self.config.url, exc)
+            self._retry_at = time.monotonic() + self._next_retry_delay()
+
+    def _next_retry_delay(self) -> float:
+        """Exponential backoff between reconnect_min_s and reconnect_max_s, as paho's thread
+        does; a successful connection starts it afresh."""
+        self._retry_delay_s = min(max(self._retry_delay_s * 2, self.config.reconnect_min_s),
+                                  self.config.reconnect_max_s)
+        return self._retry_delay_s
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
@@ -191,11 +260,26 @@ class MqttTransport:
         self._started = False
         if self.status is not None and self.connected:
             info = self.publish(self.status.topic, self.status.offline, qos=1, retain=True)
-            _wait_published(info, timeout_s)
+            self._wait_published(info, timeout_s)
         self._connected.clear()  # a disconnect we asked for is no warning
         self.client.disconnect()
-        self.client.loop_stop()
+        if self._inline:
+            if self.client.socket() is not None:
+                self.client.loop_write()  # the DISCONNECT, if it is still queued
+        else:
+            self.client.loop_stop()
         self._connected.clear()
+
+    def _wait_published(self, info: mqtt.MQTTMessageInfo, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not acknowledged(info):
+            if time.monotonic() > deadline:
+                return False
+            if self._inline:
+                self.poll(0.005)
+            else:
+                time.sleep(0.002)
+        return True
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -206,13 +290,36 @@ class MqttTransport:
         with self._lock:
             return self.client.publish(topic, payload, qos=qos, retain=retain)
 
+    @contextmanager
+    def corked(self) -> Iterator[None]:
+        """(After `open()`.) What is published or acknowledged inside leaves at the end, in
+        as few TCP segments as it fits in (Linux TCP_CORK; elsewhere as it comes): one
+        wake-up of the broker for a group of messages, not one per message."""
+        sock = self.client.socket() if self._inline else None
+        cork = getattr(socket, "TCP_CORK", None)
+        corked = False
+        if sock is not None and cork is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
+                corked = True
+            except (OSError, AttributeError):  # not a TCP socket: send as it comes
+                pass
+        try:
+            yield
+        finally:
+            if corked:
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, cork, 0)  # sends what is held
+                except (OSError, AttributeError):  # the connection went: paho finds out
+                    pass
+
     def ack(self, mid: int, qos: int) -> None:
         """Acknowledge a received message (only with `manual_ack`), once it is safe to."""
         if self.manual_ack and qos > 0:
             with self._lock:
                 self.client.ack(mid, qos)
 
-    # --- paho callbacks (network thread) -----------------------------------------------------
+    # --- paho callbacks (paho's network thread, or inside poll) --------------------------------
 
     def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
                         reason_code: Any, properties: Any) -> None:
@@ -220,6 +327,7 @@ class MqttTransport:
             log.warning("broker %s refused the connection: %s", self.config.url, reason_code)
             return
         self.connects += 1
+        self._retry_delay_s = 0.0
         log.info("connected to %s as %s (session present: %s)", self.config.url,
                  self.client_id, getattr(flags, "session_present", None))
         if self.subscriptions:
@@ -280,12 +388,3 @@ def acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
         return info.is_published()
     except (RuntimeError, ValueError):  # never queued (e.g. paho's queue was full)
         return False
-
-
-def _wait_published(info: mqtt.MQTTMessageInfo, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not acknowledged(info):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True

@@ -213,6 +213,40 @@ def test_a_redelivered_request_gets_the_same_decision_and_no_second_placement(
     assert agents.clouds[0].pool.containers == 1 and agents.clouds[0].stats["offloads"] == 1
 
 
+def test_copies_in_a_backlog_never_fill_the_queue(agents: Agents, probe: Probe) -> None:
+    """After an outage the broker holds a backlog with copies in it (an orchestrator sending
+    again, the broker redelivering): each request id waiting counts once towards
+    `queue_max`, a copy of one decided already not at all, so none is refused as queue full."""
+    requests, decided = p.requests_topic("edge-0"), p.decisions_topic("edge-0")
+    limits = {"queue_max": 3, "batch_max": 4}  # the backlog waits in the queue for its turn
+    first = agents.edge(**limits)
+    for i in range(3):
+        probe.publish(requests, req(f"old{i}", cpu=0.05))
+    probe.wait_for(decided, 3)
+    first.shutdown()  # its session keeps collecting its requests
+    copies = 20
+    for copy in range(copies):
+        for i in range(3):
+            probe.publish(requests, req(f"new{i}", cpu=0.05))
+            if copy % 2:
+                probe.publish(requests, req(f"old{i}", cpu=0.05))
+    # The broker handles one client's messages in order: this one back means all are queued.
+    probe.publish(p.errors_topic("mark"), b"queued")
+    probe.wait_for(p.errors_topic("mark"), 1)
+
+    second = agents.edge(**limits)
+    answers = 3 + 3 * copies + 3 * copies // 2  # every copy gets one
+    got = probe.wait_for(decided, answers, timeout_s=10)
+    by_id: dict[str, set[bytes]] = {}
+    for payload in got:
+        by_id.setdefault(json.loads(payload)["request_id"], set()).add(payload)
+    assert sorted(by_id) == [f"{k}{i}" for k in ("new", "old") for i in range(3)]
+    assert all(len(v) == 1 for v in by_id.values())  # copies get the very same decision
+    outcomes = {json.loads(next(iter(v)))["outcome"] for v in by_id.values()}
+    assert outcomes == {"placed"}, [json.loads(next(iter(v))) for v in by_id.values()]
+    assert second.duplicates == answers - 6 and second.counts["rejected"] == 0
+
+
 def test_bad_payloads_are_answered_on_the_errors_topic_and_the_agents_keep_serving(
         agents: Agents, probe: Probe) -> None:
     agents.cloud()

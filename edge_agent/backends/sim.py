@@ -87,6 +87,11 @@ class SimSiteBackend(Backend):
         self._sleep = topo.node_sleep_w[nodes].copy()
         edge_curves = topo.edge_curves
         self._curves = None if edge_curves is None else edge_curves[site_index].copy()
+        # The platform never changes: read-only, so nodes() hands them out without a copy.
+        for fixed in (self._exists, self._cores, self._mem, self._speed, self._idle,
+                      self._max, self._sleep, self._curves):
+            if fixed is not None:
+                fixed.setflags(write=False)
         self._alloc_cpu = np.zeros(m)
         self._alloc_mem = np.zeros(m)
         self._count = np.zeros(m, dtype=np.int64)
@@ -157,14 +162,14 @@ class SimSiteBackend(Backend):
 
     def nodes(self) -> NodeArrays:
         return NodeArrays(
-            ids=self._ids, exists=self._exists.copy(), asleep=self._asleep.copy(),
-            cores=self._cores.copy(), mem_gib=self._mem.copy(),
+            ids=self._ids, exists=self._exists, asleep=self._asleep.copy(),
+            cores=self._cores, mem_gib=self._mem,
             alloc_cpu=self._alloc_cpu.copy(), alloc_mem=self._alloc_mem.copy(),
-            used_cpu=self._used(), speed=self._speed.copy(), idle_w=self._idle.copy(),
-            max_w=self._max.copy(), sleep_w=self._sleep.copy(),
+            used_cpu=self._used(), speed=self._speed, idle_w=self._idle,
+            max_w=self._max, sleep_w=self._sleep,
             power_w=self._node_power().copy(),
             containers=self._count.copy(),
-            curves=None if self._curves is None else self._curves.copy(),
+            curves=self._curves,
         )
 
     def knob(self) -> int:
