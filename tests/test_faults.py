@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +61,20 @@ class Sender:
         self.payload[rid] = (topic, body)
         self.sent_at[rid] = time.monotonic()
         self.probe.publish(topic, body)
+
+    def send_paced(self, n: int, rate_per_s: float,
+                   request_of: Callable[[int], tuple[str, str, float, float]],
+                   retry_every: int) -> None:
+        """Send request_of(i) -> (site, id, cpu, lifetime_s) for i < n at `rate_per_s`,
+        resending what is overdue every `retry_every` requests."""
+        t0 = time.monotonic()
+        for i in range(n):
+            self.send(*request_of(i))
+            lag = (i + 1) / rate_per_s - (time.monotonic() - t0)
+            if lag > 0:
+                time.sleep(lag)
+            if i % retry_every == 0:
+                self.retry_undecided()
 
     def decisions(self) -> dict[str, list[bytes]]:
         """Final decisions by request id. A site that placed a container the cloud forwarded
@@ -186,14 +200,9 @@ def run_with_broker_kills(hierarchy: Hierarchy, broker: Broker, n: int,
         for t in kill_times], daemon=True)
     t0 = time.monotonic()
     killer.start()
-    for i in range(n):
-        site = SITES[i % len(SITES)]
-        sender.send(site, f"req-{i}", cpu=0.3 if i % 7 else 2.5)  # every 7th: too big here
-        lag = (i + 1) / rate_per_s - (time.monotonic() - t0)
-        if lag > 0:
-            time.sleep(lag)
-        if i % 200 == 0:
-            sender.retry_undecided()
+    # Every 7th request is too big for any edge node here.
+    sender.send_paced(n, rate_per_s, lambda i: (SITES[i % len(SITES)], f"req-{i}",
+                                                0.3 if i % 7 else 2.5, 2.0), retry_every=200)
     killer.join(30)
     got = sender.settle(timeout_s=settle_s)
     sender.probe.close()

@@ -83,16 +83,9 @@ def stream(sender: Sender, sites: tuple[str, ...], n: int, rate_per_s: float,
             errors.append(exc)
 
     script = threading.Thread(target=run_faults, daemon=True)
-    t0 = time.monotonic()
     script.start()
-    for i in range(n):
-        sender.send(sites[i % len(sites)], f"{prefix}-{i}", cpu=0.1 if i % 7 else 6.0,
-                    lifetime_s=0.3)
-        lag = (i + 1) / rate_per_s - (time.monotonic() - t0)
-        if lag > 0:
-            time.sleep(lag)
-        if i % 50 == 0:
-            sender.retry_undecided()
+    sender.send_paced(n, rate_per_s, lambda i: (sites[i % len(sites)], f"{prefix}-{i}",
+                                                0.1 if i % 7 else 6.0, 0.3), retry_every=50)
     script.join(60)
     assert not script.is_alive(), "the fault script did not finish"
     if errors:
