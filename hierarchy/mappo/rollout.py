@@ -164,15 +164,17 @@ class Collector:
             if self.shaping:
                 # F = discount * potential(next) - potential(now); an episode's end has
                 # potential 0, so the shaping sums to a constant and the optimum stands.
-                after = self._potential() * (~done)[:, None]
-                buf.agent_reward[t] += buf.discount[t][:, None] * after - self.phi
+                after = self._potential()
+                buf.agent_reward[t] += (buf.discount[t][:, None] * after * (~done)[:, None]
+                                        - self.phi)
+                self.phi = after
             self.running_return += buf.reward[t]
             if done.any():
                 self.finished_returns.extend(self.running_return[done].tolist())
                 self.running_return[done] = 0.0
                 env.reset_copies(done)
-            if self.shaping:
-                self.phi = self._potential()
+                if self.shaping:  # the reset copies start from a new state
+                    self.phi = self._potential()
         buf.last_values[:] = self._values(env.global_state().astype(np.float32))
         return buf
 
