@@ -98,7 +98,10 @@ class EdgeAgent:
         self.incoming: deque[Queued] = deque()
         self._arrived: list[Incoming] = []  # read from the broker, not yet queued
         self._waiting: dict[str, int] = {}  # request key -> its copies queued, undecided
+        # Topic names built once: each build checks the site id again.
         self._requests_topic = p.requests_topic(self.site)
+        self._decisions_topic = p.decisions_topic(self.site)
+        self._offload_results_topic = p.offload_results_topic(self.site)
         self.transport: MqttTransport | None = None
         self.broker_url: str | None = None
         self._inflight: deque[tuple[int, mqtt.MQTTMessageInfo]] = deque()
@@ -249,13 +252,13 @@ class EdgeAgent:
             with self.store.transaction():
                 for queued in batch:
                     self._handle(queued.msg, replies, queued)
-            # Committed: decisions go out first (latency), then the acks (durability); each
-            # in as few TCP segments as they fit in.
+            # Committed: the decisions, then the acks, in as few TCP segments as they fit in
+            # (one for a lone request: one wake-up of the broker, which reads the decision
+            # first and forwards it before it looks at the acks).
             with transport.corked():
                 self._flush_outbox()
                 for topic, payload in replies:
                     transport.publish(topic, payload, qos=1)
-            with transport.corked():
                 for queued in batch:
                     transport.ack(queued.msg.mid, queued.msg.qos)
         self._flush_outbox()
@@ -301,7 +304,6 @@ class EdgeAgent:
     def _handle(self, msg: Incoming, replies: list[tuple[str, bytes]],
                 queued: Queued | None = None) -> None:
         """Act on one message (`queued`: what its admission found, when it was queued)."""
-        site = self.site
         try:
             if queued is not None and queued.key is not None:
                 self._leave_queue(queued.key)
@@ -309,7 +311,7 @@ class EdgeAgent:
                 raise queued.error
             if msg.topic == self._requests_topic:
                 self._on_request(msg, replies, queued)
-            elif msg.topic == p.offload_results_topic(site):
+            elif msg.topic == self._offload_results_topic:
                 self._on_offload_result(msg, replies)
             elif msg.topic == p.CLOUD_STATUS_TOPIC:
                 self._on_cloud_status(msg)
@@ -353,7 +355,7 @@ class EdgeAgent:
             earlier = queued.earlier or self.store.decision(key)
         if earlier is not None:  # a redelivery: the same decision again, nothing placed
             self.duplicates += 1
-            self.store.enqueue(p.decisions_topic(self.site), earlier)
+            self.store.enqueue(self._decisions_topic, earlier)
             return
         if self.store.is_pending(key):
             self.duplicates += 1  # offloaded already; its decision comes with the cloud's result
@@ -406,7 +408,7 @@ class EdgeAgent:
         payload = decision.to_bytes()
         self._waiting.pop(key, None)  # copies still queued get this decision from the store
         self.store.put_decision(key, outcome, payload)
-        self.store.enqueue(p.decisions_topic(self.site), payload)
+        self.store.enqueue(self._decisions_topic, payload)
         self.counts[outcome] += 1
 
     def _offload(self, req: p.Request, key: str, received_at: float, reason: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -237,7 +238,8 @@ class EdgeEncoder:
         """(obs (..., D) float32, mask (..., A) int8) for edge views with any leading shape."""
         lead = np.shape(v.pending)
         m = (self.nodes,)
-        f8, i8 = np.float64, np.int64
+        f8, i8, b1 = _F8, _I8, _B1
+        flat = _flattener(lead)
         low, high = spec_bounds(self)
         n = int(np.prod(lead, dtype=np.int64))
         obs = np.empty((n, len(low)), dtype=np.float32)
@@ -246,22 +248,22 @@ class EdgeEncoder:
         samples, cpu_p95, mem_p95, cv, cls = _behaviour_flat(v, lead)
         margin = self.predicted_size_margin
         edge_encode_flat(
-            _flat(v.hour, lead, f8), _flat(v.site_index, lead, i8), _flat(v.site_power_w, lead, f8),
-            _flat(v.site_budget_w, lead, f8), _flat(v.throttle, lead, f8),
-            _flat(v.queue_fill, lead, f8), _flat(v.knob, lead, i8), _flat(v.wan_rtt_ms, lead, f8),
-            _flat(v.cloud_free_frac, lead, f8), _flat(v.pending, lead, bool),
-            _flat(v.cpu_req, lead, f8), _flat(v.mem_req, lead, f8), _flat(v.slo_ms, lead, f8),
-            _flat(v.app_size, lead, f8), _flat(v.k_index, lead, f8), _flat(v.is_entry, lead, bool),
-            _flat(v.calls, lead, f8), _flat(v.peers_here, lead, f8),
-            _flat(v.peers_cloud, lead, f8), _flat(v.peers_other, lead, f8),
-            _flat(v.data_here, lead, bool), _flat(v.data_elsewhere, lead, bool),
+            flat(v.hour, f8), flat(v.site_index, i8), flat(v.site_power_w, f8),
+            flat(v.site_budget_w, f8), flat(v.throttle, f8),
+            flat(v.queue_fill, f8), flat(v.knob, i8), flat(v.wan_rtt_ms, f8),
+            flat(v.cloud_free_frac, f8), flat(v.pending, b1),
+            flat(v.cpu_req, f8), flat(v.mem_req, f8), flat(v.slo_ms, f8),
+            flat(v.app_size, f8), flat(v.k_index, f8), flat(v.is_entry, b1),
+            flat(v.calls, f8), flat(v.peers_here, f8),
+            flat(v.peers_cloud, f8), flat(v.peers_other, f8),
+            flat(v.data_here, b1), flat(v.data_elsewhere, b1),
             samples, cpu_p95, mem_p95, cv, cls,
-            _flat(v.node_exists, lead, bool, m), _flat(v.node_asleep, lead, bool, m),
-            _flat(v.node_cores, lead, f8, m), _flat(v.node_mem_gib, lead, f8, m),
-            _flat(v.node_alloc_cpu, lead, f8, m), _flat(v.node_alloc_mem, lead, f8, m),
-            _flat(v.node_used_cpu, lead, f8, m), _flat(v.node_peers, lead, f8, m),
-            _flat(v.node_speed, lead, f8, m), _flat(v.node_idle_w, lead, f8, m),
-            _flat(v.node_max_w, lead, f8, m), _flat(v.node_sleep_w, lead, f8, m),
+            flat(v.node_exists, b1, m), flat(v.node_asleep, b1, m),
+            flat(v.node_cores, f8, m), flat(v.node_mem_gib, f8, m),
+            flat(v.node_alloc_cpu, f8, m), flat(v.node_alloc_mem, f8, m),
+            flat(v.node_used_cpu, f8, m), flat(v.node_peers, f8, m),
+            flat(v.node_speed, f8, m), flat(v.node_idle_w, f8, m),
+            flat(v.node_max_w, f8, m), flat(v.node_sleep_w, f8, m),
             curves, linear,
             self.num_sites, self.headroom_levels, self.max_app_size, self.ref_cores,
             self.ref_mem_gib, np.asarray(self.size_levels, dtype=f8), self.behaviour_features,
@@ -277,10 +279,9 @@ def _behaviour_flat(v: EdgeView, lead: tuple[int, ...]) -> tuple[np.ndarray, ...
         n = int(np.prod(lead, dtype=np.int64))
         zeros = np.zeros(n)
         return zeros, zeros, zeros, zeros, np.full(n, -1, dtype=np.int64)
-    f8 = np.float64
-    return (_flat(v.svc_samples, lead, f8), _flat(v.pred_cpu_p95, lead, f8),
-            _flat(v.pred_mem_p95, lead, f8), _flat(v.cpu_cv, lead, f8),
-            _flat(v.behaviour_class, lead, np.int64))
+    flat, f8 = _flattener(lead), _F8
+    return (flat(v.svc_samples, f8), flat(v.pred_cpu_p95, f8), flat(v.pred_mem_p95, f8),
+            flat(v.cpu_cv, f8), flat(v.behaviour_class, _I8))
 
 
 def _behaviour(v: EdgeView, lead: tuple[int, ...]) -> tuple[np.ndarray, ...]:
@@ -340,8 +341,29 @@ def placement_fits(
     return out.reshape(shape)
 
 
-def _flat(x: np.ndarray, lead: tuple[int, ...], dtype: type, tail: tuple[int, ...] = ()
-          ) -> np.ndarray:
+# The dtypes the flat kernels take, as dtype objects: `x.dtype is _F8` is the quickest check.
+_F8, _I8, _B1 = np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_)
+
+
+def _flattener(lead: tuple[int, ...]) -> Callable[..., np.ndarray]:
+    """`flat(x, dtype, tail=())`: `_flat` for views with leading shape `lead`."""
+    if not lead:
+        return _flat_one
+    return lambda x, dtype, tail=(): _flat(x, lead, dtype, tail)
+
+
+def _flat_one(x: np.ndarray, dtype: np.dtype, tail: tuple[int, ...] = ()) -> np.ndarray:
+    """`_flat(x, (), dtype, tail)` in fewer steps: the live edge agent encodes one view per
+    request, some 50 fields, and fills them with arrays of the right dtype and shape already
+    (`x.dtype is dtype` is false for an equal dtype that is another object: `_flat` then)."""
+    if (type(x) is np.ndarray and x.dtype is dtype and x.shape == tail
+            and (not tail or x.flags.c_contiguous)):
+        return x[None]
+    return _flat(x, (), dtype, tail)
+
+
+def _flat(x: np.ndarray, lead: tuple[int, ...], dtype: type | np.dtype,
+          tail: tuple[int, ...] = ()) -> np.ndarray:
     """`x` broadcast to lead + tail, contiguous, as (P, *tail) of `dtype`."""
     shape = (*lead, *tail)
     if (type(x) is np.ndarray and x.shape == shape and x.dtype == dtype
@@ -434,21 +456,22 @@ class CloudEncoder:
         """(obs (..., D) float32, mask (..., 3 + S) int8) for cloud views."""
         lead = np.shape(v.pending)
         s = (self.num_sites,)
-        f8, i8 = np.float64, np.int64
+        f8, i8, b1 = _F8, _I8, _B1
+        flat = _flattener(lead)
         low, high = spec_bounds(self)
         n = int(np.prod(lead, dtype=np.int64))
         obs = np.empty((n, len(low)), dtype=np.float32)
         mask = np.empty((n, self.layout.n), dtype=np.int8)
         cloud_encode_flat(
-            _flat(v.hour, lead, f8), _flat(v.queue_fill, lead, f8), _flat(v.pending, lead, bool),
-            _flat(v.cpu_req, lead, f8), _flat(v.mem_req, lead, f8), _flat(v.slo_ms, lead, f8),
-            _flat(v.app_size, lead, f8), _flat(v.is_entry, lead, bool), _flat(v.home, lead, i8),
-            _flat(v.data_site, lead, i8), _flat(v.site_free_cpu_frac, lead, f8, s),
-            _flat(v.site_free_mem_frac, lead, f8, s), _flat(v.site_power_headroom, lead, f8, s),
-            _flat(v.site_peers, lead, f8, s), _flat(v.site_rtt_from_home_ms, lead, f8, s),
-            _flat(v.site_fits, lead, bool, s), _flat(v.pool_free_cpu_frac, lead, f8),
-            _flat(v.pool_free_mem_frac, lead, f8), _flat(v.pool_peers, lead, f8),
-            _flat(v.pool_rtt_from_home_ms, lead, f8), _flat(v.pool_fits, lead, bool),
+            flat(v.hour, f8), flat(v.queue_fill, f8), flat(v.pending, b1),
+            flat(v.cpu_req, f8), flat(v.mem_req, f8), flat(v.slo_ms, f8),
+            flat(v.app_size, f8), flat(v.is_entry, b1), flat(v.home, i8),
+            flat(v.data_site, i8), flat(v.site_free_cpu_frac, f8, s),
+            flat(v.site_free_mem_frac, f8, s), flat(v.site_power_headroom, f8, s),
+            flat(v.site_peers, f8, s), flat(v.site_rtt_from_home_ms, f8, s),
+            flat(v.site_fits, b1, s), flat(v.pool_free_cpu_frac, f8),
+            flat(v.pool_free_mem_frac, f8), flat(v.pool_peers, f8),
+            flat(v.pool_rtt_from_home_ms, f8), flat(v.pool_fits, b1),
             self.num_sites, self.max_app_size, self.ref_cores, self.ref_mem_gib, low, high,
             obs, mask,
         )

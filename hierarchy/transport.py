@@ -1,7 +1,9 @@
 """The MQTT client both agents use: paho-mqtt 2.x with the settings the hierarchy relies on.
 
 - persistent sessions (a stable client id; MQTT 5 with clean_start off and a session expiry,
-  or 3.1.1 with clean_session off), QoS 1 by default, so an outage loses nothing;
+  or 3.1.1 with clean_session off, the session then kept as long as the broker's
+  `persistent_client_expiration`), QoS 1 by default, so an outage loses nothing; a session
+  expiry of 0 asks for a session that ends with the connection, in either version;
 - subscriptions made in `on_connect`, so every reconnect restores them;
 - reconnects with exponential backoff (in paho's network thread, or in `poll`);
 - a retained status message on connect, and the same topic as last will (`offline`);
@@ -55,7 +57,8 @@ class BrokerConfig(BaseModel):
     mqtt_version: Literal["5", "3.1.1"] = Field(default="5", description="protocol version")
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="keepalive interval, s")
     session_expiry_s: int = Field(
-        default=7 * 86400, ge=0, description="how long the broker keeps our session, s (MQTT 5)"
+        default=7 * 86400, ge=0, description="how long the broker keeps our session, s (MQTT "
+        "5; with 3.1.1 the broker decides, and 0 means a clean session)"
     )
     reconnect_min_s: int = Field(default=1, ge=1, description="first reconnect delay, s")
     reconnect_max_s: int = Field(default=30, ge=1, description="longest reconnect delay, s")
@@ -143,7 +146,7 @@ class MqttTransport:
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else False,
+            clean_session=None if v5 else config.session_expiry_s == 0,
             manual_ack=manual_ack,
         )
         c = self.client

@@ -213,12 +213,15 @@ def test_a_redelivered_request_gets_the_same_decision_and_no_second_placement(
     assert agents.clouds[0].pool.containers == 1 and agents.clouds[0].stats["offloads"] == 1
 
 
-def test_copies_in_a_backlog_never_fill_the_queue(agents: Agents, probe: Probe) -> None:
+@pytest.mark.parametrize("version", ["3.1.1", "5"])  # the session persists in either
+def test_copies_in_a_backlog_never_fill_the_queue(agents: Agents, probe: Probe,
+                                                  version: str) -> None:
     """After an outage the broker holds a backlog with copies in it (an orchestrator sending
     again, the broker redelivering): each request id waiting counts once towards
     `queue_max`, a copy of one decided already not at all, so none is refused as queue full."""
     requests, decided = p.requests_topic("edge-0"), p.decisions_topic("edge-0")
-    limits = {"queue_max": 3, "batch_max": 4}  # the backlog waits in the queue for its turn
+    # The backlog waits in the queue for its turn.
+    limits = {"queue_max": 3, "batch_max": 4, "mqtt": MqttOptions(mqtt_version=version)}
     first = agents.edge(**limits)
     for i in range(3):
         probe.publish(requests, req(f"old{i}", cpu=0.05))
@@ -392,3 +395,19 @@ def test_an_edge_agent_finds_the_broker_with_zeroconf(broker: Broker, tmp_path: 
         if edge is not None:
             _stop(edge, signal.SIGKILL)
         _stop(cloud, signal.SIGKILL)
+
+
+def test_agents_speak_mqtt_3_1_1_by_default_with_a_persistent_session() -> None:
+    """3.1.1 costs paho less per message; the session persists (clean_session off) unless a
+    session expiry of 0 asks for one that ends with the connection, as with MQTT 5."""
+    from hierarchy.transport import MqttTransport
+
+    config = EdgeConfig(site="edge-0", broker="mqtt://127.0.0.1:1883")
+    broker = config.mqtt.broker_config(config.broker or "")
+    assert broker.mqtt_version == "3.1.1"
+    persistent = MqttTransport(broker, "edge", lambda msg: None)
+    assert persistent.client._clean_session is False
+    ephemeral = MqttTransport(broker.model_copy(update={"session_expiry_s": 0}), "x",
+                              lambda msg: None)
+    assert ephemeral.client._clean_session is True
+    assert MqttOptions(mqtt_version="5").broker_config("mqtt://h").mqtt_version == "5"

@@ -50,6 +50,29 @@ def test_encoding_from_views_equals_fused_kernel(busy_core: BatchedCore) -> None
     np.testing.assert_array_equal(mask, busy_core.cloud_mask)
 
 
+def _one_view(view: object, b: int, s: int, as_python: bool = False) -> object:
+    """Position (b, s) of a batched view as one site's view (arrays, or Python scalars)."""
+    fields = {}
+    for name, value in vars(view).items():
+        if value is None or (name == "curves" and np.ndim(value) == 2):
+            fields[name] = value  # absent, or shared by every position
+            continue
+        one = np.array(np.asarray(value)[b, s])  # (ascontiguousarray makes 0-d 1-d)
+        fields[name] = one.item() if as_python and one.ndim == 0 else one
+    return type(view)(**fields)
+
+
+@pytest.mark.parametrize("as_python", [False, True])
+def test_one_view_encodes_as_in_a_batch(busy_core: BatchedCore, as_python: bool) -> None:
+    """The live agent encodes one view at a time (a quicker path for that): the same bytes as
+    the same view inside the simulator's batch, from arrays or from plain Python scalars."""
+    enc, view = busy_core.edge_encoder, busy_core.edge_view
+    for b, s in [(0, 0), (1, 2), (2, busy_core.S - 1)]:
+        obs, mask = enc.encode_and_mask(_one_view(view, b, s, as_python))
+        np.testing.assert_array_equal(obs, busy_core.edge_obs[b, s])
+        np.testing.assert_array_equal(mask, busy_core.edge_mask[b, s])
+
+
 def test_plain_python_encoder_equals_compiled(busy_core: BatchedCore, monkeypatch) -> None:
     """A gateway without numba runs the same source as Python: same observation and mask."""
     if not hasattr(encoding.edge_encode_flat, "py_func"):

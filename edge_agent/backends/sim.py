@@ -97,6 +97,9 @@ class SimSiteBackend(Backend):
         self._count = np.zeros(m, dtype=np.int64)
         self._asleep = self._exists.copy()  # an empty site starts asleep, as in the simulator
         self._empty_since = np.zeros(m)
+        # When the next awake empty node may fall asleep (inf: none): advance(), called after
+        # every request, then looks at the nodes only when one may have to.
+        self._sleep_due = np.inf
         self._sleep_after_s = sc.sizing.sleep_after_s
         self._start_hour = sc.time.start_hour
         self._knob = len(sc.sizing.headroom_levels) // 2  # the simulator's default level
@@ -126,12 +129,20 @@ class SimSiteBackend(Backend):
             _, key = heapq.heappop(self._expiry)
             if self.release(key):
                 ended.append(key)
-        idle_long = (self._exists & ~self._asleep & (self._count == 0)
-                     & (now - self._empty_since >= self._sleep_after_s))
+        if now >= self._sleep_due:
+            self._fall_asleep(now)
+        return ended
+
+    def _fall_asleep(self, now: float) -> None:
+        """Put the nodes empty for `sleep_after_s` to sleep; note when the next one may be."""
+        awake_empty = self._exists & ~self._asleep & (self._count == 0)
+        idle_long = awake_empty & (now - self._empty_since >= self._sleep_after_s)
         if idle_long.any():
             self._asleep |= idle_long
             self._power_cache = None
-        return ended
+        waiting = awake_empty & ~idle_long
+        self._sleep_due = (float(self._empty_since[waiting].min()) + self._sleep_after_s
+                           if waiting.any() else np.inf)
 
     # --- state -------------------------------------------------------------------------------
 
@@ -246,7 +257,8 @@ class SimSiteBackend(Backend):
         self._power_cache = None
         if self._count[p.node] == 0:
             self._alloc_cpu[p.node] = self._alloc_mem[p.node] = 0.0  # no float residue
-            self._empty_since[p.node] = self.now_s()
+            self._empty_since[p.node] = now = self.now_s()
+            self._sleep_due = min(self._sleep_due, now + self._sleep_after_s)
         if self._where.get((p.app, p.container)) == p.node:
             del self._where[(p.app, p.container)]
         return True
