@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "idle energy of the awake time it adds; power: for --shaping-h hours of "
                         "the draw it adds")
     p.add_argument("--shaping-h", type=float, default=d.shaping_h, metavar="HOURS")
+    p.add_argument("--shaping-scale", type=float, default=d.shaping_scale, metavar="X",
+                   help="multiplies the committed potential (default 1: the full idle energy)")
     p.add_argument("--hidden", default=",".join(map(str, d.hidden)), metavar="H,H",
                    help="actor hidden layer sizes")
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads")
@@ -97,6 +99,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch=args.batch, rollout=args.rollout, epochs=args.epochs,
         minibatches=args.minibatches, lr=args.lr, entropy=args.entropy, gamma=args.gamma,
         local_reward=args.local_reward, shaping=args.shaping, shaping_h=args.shaping_h,
+        shaping_scale=args.shaping_scale,
         hidden=hidden, threads=args.threads, eval_every=args.eval_every,
         eval_copies=args.eval_copies, eval_seed=args.eval_seed,
     ).validate()

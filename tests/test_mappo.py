@@ -284,3 +284,22 @@ def test_shaping_telescopes_to_the_change_of_potential(shaping) -> None:
     shaping = (buf.agent_reward[..., 0] - buf.reward).sum(axis=0)
     assert np.allclose(shaping, end - start, atol=1e-4)
     assert np.abs(shaping).max() > 0  # the platform's draw did change
+
+
+def test_shaping_scale_multiplies_the_committed_potential() -> None:
+    env = make_env(2, 5)
+    rng = np.random.default_rng(0)
+    for _ in range(30):  # some containers placed, so some awake time is committed
+        env.step((rng.random(env.edge_mask.shape) * env.edge_mask).argmax(-1),
+                 (rng.random(env.cloud_mask.shape) * env.cloud_mask).argmax(-1))
+    potentials = []
+    for scale in (1.0, 0.5):
+        cfg = tiny(shaping="committed", shaping_scale=scale)
+        model = MappoModel(cfg, env.edge_obs.shape[-1], env.edge_mask.shape[-1],
+                           env.cloud_obs.shape[-1], env.cloud_mask.shape[-1],
+                           env.global_state().shape[-1], env.S, EdgeShape.of(env.edge_encoder))
+        potentials.append(Collector(env, model, cfg, torch.Generator().manual_seed(0))._potential())
+    assert np.abs(potentials[0]).max() > 0
+    np.testing.assert_allclose(potentials[1], 0.5 * potentials[0])
+    with pytest.raises(ValueError, match="shaping_scale"):
+        tiny(shaping_scale=-1.0).validate()

@@ -34,9 +34,11 @@ class TrainConfig:
     # Potential-based shaping (Ng et al. 1999), which leaves the best policy unchanged:
     # "committed": the potential is minus the idle energy the awake nodes are committed to
     # (sim.shaping), so a placement is charged at once for the awake time it adds; "power":
-    # minus shaping_h hours of the current draw's cost; "none": off.
+    # minus shaping_h hours of the current draw's cost; "none": off. shaping_scale multiplies
+    # the committed potential (below 1 the immediate charge for awake time is partial).
     shaping: str = "none"
     shaping_h: float = 1.0
+    shaping_scale: float = 1.0
     value_coef: float = 1.0
     huber_delta: float = 10.0
     max_grad_norm: float = 10.0
@@ -80,6 +82,8 @@ class TrainConfig:
             raise ValueError(f"shaping must be one of {SHAPINGS}, got {self.shaping!r}")
         if self.shaping_h < 0:
             raise ValueError(f"shaping_h must be at least 0, got {self.shaping_h}")
+        if self.shaping_scale < 0:
+            raise ValueError(f"shaping_scale must be at least 0, got {self.shaping_scale}")
         if not 0 <= self.local_reward <= 1:
             raise ValueError(f"local_reward must be in [0, 1], got {self.local_reward}")
         if not 0 < self.gamma <= 1 or not 0 <= self.lam <= 1:

@@ -136,7 +136,7 @@ class Collector:
     def _potential(self) -> np.ndarray:
         """(B, heads) the shaping potential (TrainConfig.shaping)."""
         if self.cfg.shaping == "committed":
-            return self._per_head(-self.env.committed_idle_cost())
+            return self._per_head(-self.cfg.shaping_scale * self.env.committed_idle_cost())
         return self._per_head(-self.cfg.shaping_h * self.env.energy_cost_rate())
 
     def collect(self) -> Rollout:
