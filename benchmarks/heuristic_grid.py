@@ -38,18 +38,22 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default="default")
     p.add_argument("--rules", default="power-aware,most-allocated")
-    p.add_argument("--seeds", type=int, default=6, help="seeds 0..N-1 (default 6)")
+    p.add_argument("--seeds", type=int, default=6, help="how many seeds (default 6)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="the first seed (default 0: training seeds; 1000 and on are the "
+                        "README's evaluation seeds, for diagnosis only)")
     args = p.parse_args()
     sc = load_scenario(args.scenario)
     sizes = list(sc.sizing.size_levels)
     heads = list(sc.sizing.headroom_levels)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     rows = []
     for rule, s, h in itertools.product(args.rules.split(","), range(len(sizes)),
                                         range(len(heads))):
         costs = [run_episode(sc, factory(rule, s, h), seed).metrics["cost"]
-                 for seed in range(args.seeds)]
+                 for seed in seeds]
         rows.append((float(np.mean(costs)), rule, s, h))
-    print(f"\n{args.scenario}, seeds 0-{args.seeds - 1}, mean cost (size level x request; "
+    print(f"\n{args.scenario}, seeds {seeds[0]}-{seeds[-1]}, mean cost (size level x request; "
           "headroom -1 = resizing off)\n")
     print("| rule | size level | headroom | cost |\n|---|---:|---:|---:|")
     for cost, rule, s, h in sorted(rows):
