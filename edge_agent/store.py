@@ -40,27 +40,45 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-STORE_VERSION = "1"
+STORE_VERSION = "2"
 OUTBOX_CACHE_MAX = 20_000
 CHECKPOINT_INTERVAL_S = 0.25
 WAL_MAX_PAGES = 8000  # 32 MiB of log (4 KiB pages)
 
 log = logging.getLogger(__name__)
 
+# Every request writes a decision and an outbox row in one commit, and each B-tree page it
+# touches is a page written to the log: the schema keeps those few. `decisions` is keyed by
+# its key alone (WITHOUT ROWID: no rowid table beside the key's index); `decisions_at` serves
+# the hourly pruning (decided_at only grows: one page, the rightmost). Outbox ids are given by
+# the store (see Store.enqueue), not by AUTOINCREMENT, which updates sqlite_sequence too.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS decisions (
     key TEXT PRIMARY KEY, outcome TEXT NOT NULL, payload BLOB NOT NULL, decided_at REAL NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS decisions_at ON decisions (decided_at);
 CREATE TABLE IF NOT EXISTS pending_offloads (
     key TEXT PRIMARY KEY, request BLOB NOT NULL, offload BLOB NOT NULL,
     received_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    id INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL,
     qos INTEGER NOT NULL, retain INTEGER NOT NULL
 );
+"""
+
+# Version 1 -> 2: the same rows in the tables of _SCHEMA (one transaction: all or nothing).
+_MIGRATE_1_TO_2 = """
+ALTER TABLE decisions RENAME TO decisions_v1;
+DROP INDEX IF EXISTS decisions_at;
+ALTER TABLE outbox RENAME TO outbox_v1;
+""" + _SCHEMA + """
+INSERT INTO decisions SELECT key, outcome, payload, decided_at FROM decisions_v1;
+INSERT INTO outbox SELECT id, topic, payload, qos, retain FROM outbox_v1;
+DROP TABLE decisions_v1;
+DROP TABLE outbox_v1;
+UPDATE meta SET value = '2' WHERE key = 'version';
 """
 
 
@@ -91,17 +109,17 @@ class Store:
         self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
-        row = self.db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
-        if row is None:
-            self.db.execute("INSERT INTO meta VALUES ('version', ?)", (STORE_VERSION,))
-        elif row[0] != STORE_VERSION:
-            raise RuntimeError(f"{self.path}: store version {row[0]}, this agent reads "
-                               f"{STORE_VERSION}; move the file away to start afresh")
+        self._open_schema()
         self._depth = 0
         self._load_pending_keys()
+        # The next outbox id: above every id in the file and every id given before (version 1
+        # files kept the highest in sqlite_sequence), so ids only grow while a store is open,
+        # even after the outbox emptied: the agent hands rows to MQTT in id order.
+        self._next_id = 1 + max(
+            self.db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0],
+            self._v1_outbox_sequence)
         # Committed outbox rows inserted by this store, in id order; every row with an id at
-        # least `_cache_start` is in it (ids only grow: AUTOINCREMENT). None: nothing cached.
+        # least `_cache_start` is in it (ids only grow, see above). None: nothing cached.
         self._cache: deque[OutboxRow] = deque()
         self._cache_start: int | None = None
         self._uncommitted: list[OutboxRow] = []
@@ -110,6 +128,33 @@ class Store:
             self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_MAX_PAGES}")
             self.db.execute(f"PRAGMA journal_size_limit={WAL_MAX_PAGES * 4096}")
             self._checkpointer = _Checkpointer(self.path)
+
+    def _open_schema(self) -> None:
+        """Create the tables, or check the file's version and bring a version 1 file up to
+        date (its decisions, pending offloads and outbox kept)."""
+        self._v1_outbox_sequence = 0
+        has_meta = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        row = self.db.execute("SELECT value FROM meta WHERE key='version'").fetchone() \
+            if has_meta else None
+        if row is None:
+            self.db.executescript(_SCHEMA)
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (STORE_VERSION,))
+            return
+        if row[0] == "1":
+            seq = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='outbox'"
+                                  ).fetchone()
+            self._v1_outbox_sequence = int(seq[0]) if seq else 0
+            try:
+                self.db.executescript(f"BEGIN; {_MIGRATE_1_TO_2} COMMIT;")
+            except sqlite3.Error:
+                if self.db.in_transaction:  # the file stays as it was, version 1
+                    self.db.execute("ROLLBACK")
+                raise
+            log.info("%s: store brought from version 1 to %s", self.path, STORE_VERSION)
+        elif row[0] != STORE_VERSION:
+            raise RuntimeError(f"{self.path}: store version {row[0]}, this agent reads "
+                               f"{STORE_VERSION}; move the file away to start afresh")
 
     def _load_pending_keys(self) -> None:
         # Pending offloads are few: their keys in memory spare a query for every request.
@@ -225,9 +270,10 @@ class Store:
     # --- outbox ----------------------------------------------------------------------------
 
     def enqueue(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
-        cur = self.db.execute("INSERT INTO outbox (topic, payload, qos, retain) "
-                              "VALUES (?, ?, ?, ?)", (topic, payload, qos, int(retain)))
-        row_id = int(cur.lastrowid or 0)
+        # The store gives ids (a rolled back one is never given again: gaps are harmless).
+        row_id, self._next_id = self._next_id, self._next_id + 1
+        self.db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?, ?)",
+                        (row_id, topic, payload, qos, int(retain)))
         if self._depth:  # cached once committed (outside a transaction it commits at once)
             self._uncommitted.append(OutboxRow(row_id, topic, payload, qos, bool(retain)))
         else:

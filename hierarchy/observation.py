@@ -299,6 +299,9 @@ def power_delta_w(
     Node arrays are (..., M); `cpu` broadcasts to (..., M, L); `curves` is (..., M, 11) or
     None for linear nodes. A sleeping node adds its wake-up to idle power as well.
     """
+    one = _power_delta_one_view(asleep, used_cpu, cores, idle_w, max_w, sleep_w, curves, cpu)
+    if one is not None:
+        return one
     nodes = [np.asarray(a)[..., None] for a in (asleep, used_cpu, cores, idle_w, max_w, sleep_w)]
     shape = np.broadcast_shapes(*(a.shape for a in nodes), np.shape(cpu))
     flat = [_flat(a, shape, dt) for a, dt in zip(nodes, (bool,) + (np.float64,) * 5, strict=True)]
@@ -308,6 +311,33 @@ def power_delta_w(
     out = np.empty(flat[0].shape[0])
     power_delta_flat(*flat, table, linear, _flat(cpu, shape, np.float64), out)
     return out.reshape(shape)
+
+
+def _power_delta_one_view(
+    asleep: np.ndarray, used_cpu: np.ndarray, cores: np.ndarray, idle_w: np.ndarray,
+    max_w: np.ndarray, sleep_w: np.ndarray, curves: np.ndarray | None, cpu: np.ndarray,
+) -> np.ndarray | None:
+    """`power_delta_w` for one site's nodes (M,) and one CPU amount of shape (1, 1), the
+    live edge agent's power-aware rule on every request, without the broadcasting; the same
+    kernel on the same numbers (bit for bit). None for any other shapes or dtypes."""
+    if type(cpu) is not np.ndarray or cpu.shape != (1, 1):
+        return None
+    m = np.shape(asleep)
+    nodes = (asleep, used_cpu, cores, idle_w, max_w, sleep_w)
+    for a, dtype in zip(nodes, (_B1, _F8, _F8, _F8, _F8, _F8), strict=True):
+        if (type(a) is not np.ndarray or a.shape != m or len(m) != 1 or a.dtype != dtype
+                or not a.flags.c_contiguous):
+            return None
+    if curves is None:
+        table, linear = np.zeros((1, 11)), True
+    elif (type(curves) is np.ndarray and curves.shape == (m[0], 11) and curves.dtype == _F8
+          and curves.flags.c_contiguous):
+        table, linear = curves, False
+    else:
+        return None
+    out = np.empty(m[0])
+    power_delta_flat(*nodes, table, linear, np.full(m[0], cpu[0, 0], dtype=_F8), out)
+    return out.reshape(m[0], 1)
 
 
 def placement_fits(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,69 @@ def test_the_store_keeps_decisions_pending_offloads_and_the_outbox_across_reopen
     assert store.pending_count() == 0
     with store.transaction():
         assert store.prune_decisions(older_than=1e12) == 1
+    store.close()
+
+
+# The schema of store version 1, as edge agents before version 2 wrote it.
+_STORE_V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE decisions (
+    key TEXT PRIMARY KEY, outcome TEXT NOT NULL, payload BLOB NOT NULL, decided_at REAL NOT NULL
+);
+CREATE INDEX decisions_at ON decisions (decided_at);
+CREATE TABLE pending_offloads (
+    key TEXT PRIMARY KEY, request BLOB NOT NULL, offload BLOB NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    qos INTEGER NOT NULL, retain INTEGER NOT NULL
+);
+INSERT INTO meta VALUES ('version', '1');
+"""
+
+
+def test_a_version_1_store_opens_with_its_decisions_pending_offloads_and_outbox(
+        tmp_path: Path) -> None:
+    path = tmp_path / "edge.sqlite3"
+    db = sqlite3.connect(str(path))
+    db.executescript(_STORE_V1_SCHEMA)
+    db.execute("INSERT INTO decisions VALUES ('r1', 'placed', X'7b7d', 10.0)")
+    db.execute("INSERT INTO decisions VALUES ('r2', 'rejected', X'5b5d', 20.0)")
+    db.execute("INSERT INTO pending_offloads VALUES ('r3', X'01', X'02', 5.0)")
+    for i in range(1, 8):  # ids 1..7 given, 1..5 acknowledged: ids 6 and 7 left
+        db.execute("INSERT INTO outbox (topic, payload, qos, retain) VALUES (?, ?, 1, 0)",
+                   (f"t/{i}", str(i).encode()))
+    db.execute("DELETE FROM outbox WHERE id <= 5")
+    db.commit()
+    db.close()
+
+    store = Store(path)
+    assert store.decision("r1") == b"{}" and store.decided(["r2", "r9"]) == {"r2": b"[]"}
+    assert store.decision_counts() == {"placed": 1, "rejected": 1}
+    assert store.pending("r3") == PendingOffload("r3", b"\x01", b"\x02", 5.0)
+    assert [(r.id, r.topic) for r in store.outbox_after(0, 10)] == [(6, "t/6"), (7, "t/7")]
+    assert store.enqueue("t/8", b"8") == 8  # ids keep growing past every id given before
+    with store.transaction():
+        assert store.prune_decisions(older_than=15.0) == 1
+    store.close()
+    store = Store(path)  # version 2 now: opens as it is
+    assert [r.id for r in store.outbox_after(0, 10)] == [6, 7, 8]
+    assert store.db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0] == "2"
+    store.close()
+
+
+def test_outbox_ids_keep_growing_after_the_outbox_empties(tmp_path: Path) -> None:
+    # The agent hands rows to MQTT in id order, remembering the last id handed: an id given
+    # again after the outbox emptied would never be sent.
+    store = Store(tmp_path / "edge.sqlite3")
+    first = store.enqueue("t/a", b"1")
+    with store.transaction():
+        store.sent([first])
+    assert store.outbox_size() == 0
+    second = store.enqueue("t/b", b"2")
+    assert second > first
+    assert [r.topic for r in store.outbox_after(first, 10)] == ["t/b"]
     store.close()
 
 
