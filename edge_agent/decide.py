@@ -184,10 +184,7 @@ class SiteDecider:
         kind, node, size, head = (int(x) for x in self.layout.decode(np.asarray(action)))
         if kind == EDGE_PLACE:
             # Fixed levels, or the predicted-p95 level (the request for an unknown service).
-            if size < len(self.size_levels):  # a fixed fraction of the request
-                cpu_frac = mem_frac = float(self.size_levels[size])
-            else:  # the predicted-p95 level
-                cpu_frac, mem_frac = (float(f[size]) for f in self.encoder.size_fractions(view))
+            cpu_frac, mem_frac = (float(f) for f in self.encoder.level_fractions(view, size))
             return Choice("place", node, size, head, req.cpu_cores * cpu_frac,
                           req.mem_gib * mem_frac)
         if req.offloaded_from is not None:

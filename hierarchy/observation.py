@@ -197,6 +197,15 @@ class EdgeEncoder:
         return (np.concatenate([fixed, pred_cpu[..., None]], axis=-1),
                 np.concatenate([fixed, pred_mem[..., None]], axis=-1))
 
+    def level_fractions(self, v: EdgeView, level: int) -> tuple[np.ndarray | float, ...]:
+        """(CPU, memory) fractions of the request at size level `level`: a fixed level's
+        fraction as a float (no prediction needed), the predicted level's as (...) arrays."""
+        if level < len(self.size_levels):
+            frac = self.size_levels[level]
+            return frac, frac
+        cpu_frac, mem_frac = self.size_fractions(v)
+        return cpu_frac[..., level], mem_frac[..., level]
+
     @property
     def spec(self) -> ObsSpec:
         feats = [_f("hour_sin", -1, 1), _f("hour_cos", -1, 1)]

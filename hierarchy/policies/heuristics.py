@@ -104,11 +104,8 @@ class EdgeRule:
     def pod_request(self, view: EdgeView, size: int | None = None) -> tuple[np.ndarray, ...]:
         """(CPU, memory) the container gets at size level `size` (the rule's by default)."""
         level = self.size if size is None else size
-        if level < len(self.encoder.size_levels):  # a fixed fraction: no prediction needed
-            frac = self.encoder.size_levels[level]
-            return view.cpu_req * frac, view.mem_req * frac
-        cpu_frac, mem_frac = self.encoder.size_fractions(view)
-        return view.cpu_req * cpu_frac[..., level], view.mem_req * mem_frac[..., level]
+        cpu_frac, mem_frac = self.encoder.level_fractions(view, level)
+        return view.cpu_req * cpu_frac, view.mem_req * mem_frac
 
 
 class RandomRule(EdgeRule):
