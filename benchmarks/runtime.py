@@ -73,7 +73,7 @@ def bench_in_process(tmp: Path, n: int) -> dict[str, float]:
             msg = Incoming(topic, request(f"in-{i}").to_bytes(), 1, False, i + 1)
             t0 = time.perf_counter()
             with agent.store.transaction():
-                agent._on_request(msg, [])  # the agent's request handler, minus MQTT
+                agent._handle(msg, [])  # the agent's request handler, minus MQTT
             t1 = time.perf_counter()
             agent.backend.advance()  # what the loop does between batches: releases
             if i >= 200:  # warm-up
@@ -86,7 +86,7 @@ def bench_in_process(tmp: Path, n: int) -> dict[str, float]:
             t0, c0 = time.perf_counter(), time.process_time()
             with agent.store.transaction():
                 for msg in msgs:
-                    agent._on_request(msg, [])
+                    agent._handle(msg, [])
             t1, c1 = time.perf_counter(), time.process_time()
             agent.backend.advance()
             if j * batch >= 200:
@@ -97,7 +97,7 @@ def bench_in_process(tmp: Path, n: int) -> dict[str, float]:
         for i in range(n):
             msg = Incoming(topic, request(f"cpu-{i}").to_bytes(), 1, False, i + 1)
             with agent.store.transaction():
-                agent._on_request(msg, [])
+                agent._handle(msg, [])
             agent.backend.advance()
         single_cpu_us = (time.process_time() - c0) * 1e6 / n
         counts = dict(agent.counts)

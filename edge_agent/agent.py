@@ -178,7 +178,7 @@ class EdgeAgent:
             self.config.mqtt.broker_config(url),
             client_id=self.config.mqtt_client_id,
             on_message=self._arrived.append,
-            subscriptions=[(p.requests_topic(site), 1), (p.offload_results_topic(site), 1),
+            subscriptions=[(self._requests_topic, 1), (self._offload_results_topic, 1),
                            (p.CLOUD_STATUS_TOPIC, 1)],
             status=StatusMessages(p.status_topic(site), self._status("online"),
                                   self._status("offline")),
@@ -274,8 +274,7 @@ class EdgeAgent:
         counts once: copies of one waiting, decided or offloaded already do not count."""
         if not self._arrived:
             return
-        entries = [self._validated(msg) if msg.topic == self._requests_topic else Queued(msg)
-                   for msg in self._arrived]
+        entries = [self._queued(msg) for msg in self._arrived]
         fresh = {q.key for q in entries if q.key is not None and q.key not in self._waiting}
         decided = self.store.decided(list(fresh)) if fresh else {}
         self._arrived.clear()  # (the list the transport appends to) queued now
@@ -291,8 +290,10 @@ class EdgeAgent:
                     q.first = True
             self.incoming.append(q)
 
-    @staticmethod
-    def _validated(msg: Incoming) -> Queued:
+    def _queued(self, msg: Incoming) -> Queued:
+        """`msg` as the queue holds it: a request validated, anything else as it came."""
+        if msg.topic != self._requests_topic:
+            return Queued(msg)
         try:
             req = p.decode(msg.payload, p.Request)
         except Exception as exc:  # answered when its turn comes, in order
@@ -307,14 +308,17 @@ class EdgeAgent:
 
     def _handle(self, msg: Incoming, replies: list[tuple[str, bytes]],
                 queued: Queued | None = None) -> None:
-        """Act on one message (`queued`: what its admission found, when it was queued)."""
+        """Act on one message (`queued`: what its admission found, when it was queued; a
+        message handed in directly is validated here and finds nothing known of it)."""
         try:
-            if queued is not None and queued.key is not None:
+            if queued is None:
+                queued = self._queued(msg)
+            if queued.key is not None:
                 self._leave_queue(queued.key)
-            if queued is not None and queued.error is not None:
+            if queued.error is not None:
                 raise queued.error
-            if msg.topic == self._requests_topic:
-                self._on_request(msg, replies, queued)
+            if queued.request is not None:
+                self._on_request(queued, replies)
             elif msg.topic == self._offload_results_topic:
                 self._on_offload_result(msg, replies)
             elif msg.topic == p.CLOUD_STATUS_TOPIC:
@@ -344,16 +348,12 @@ class EdgeAgent:
         """Request ids waiting in the queue, `key` (being decided now) left out."""
         return len(self._waiting) - (key in self._waiting if key is not None else 0)
 
-    def _on_request(self, msg: Incoming, replies: list[tuple[str, bytes]],
-                    queued: Queued | None = None) -> None:
+    def _on_request(self, queued: Queued, replies: list[tuple[str, bytes]]) -> None:
         t0 = time.perf_counter()
         received_at = time.time()
-        req = queued.request if queued is not None and queued.request is not None else (
-            p.decode(msg.payload, p.Request))
-        key = request_key(req)
-        if queued is None:
-            earlier = self.store.decision(key)
-        elif queued.first:  # nothing came before it with its key: nothing decided it since
+        req, key = queued.request, queued.key
+        assert req is not None and key is not None  # (a request validated in _queued)
+        if queued.first:  # nothing came before it with its key: nothing decided it since
             earlier = None
         else:  # a copy: decided before it came, or maybe since
             earlier = queued.earlier or self.store.decision(key)

@@ -184,8 +184,8 @@ def test_the_decision_path_runs_without_torch(tmp_path: Path) -> None:
         req = p.Request(request_id="r1", app="a", container="c", cpu_cores=0.2,
                         mem_gib=0.5, slo_ms=100.0)
         with agent.store.transaction():
-            agent._on_request(Incoming(p.requests_topic("edge-0"), req.to_bytes(), 1,
-                                       False, 1), [])
+            agent._handle(Incoming(p.requests_topic("edge-0"), req.to_bytes(), 1, False, 1),
+                          [])
         print(agent.store.outbox_after(0, 10)[0].payload.decode())
         assert not [m for m in sys.modules if m == "torch" or m.startswith("torch.")]
         agent.close()
