@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hierarchy import encoding
-from hierarchy.observation import placement_fits, power_delta_w
+from hierarchy.observation import _power_delta_one_view, placement_fits, power_delta_w
 from sim.core import BatchedCore
 
 
@@ -124,3 +124,26 @@ def test_scalar_decode_matches_vector_decode() -> None:
     for action in range(layout.n):
         one = layout.decode(action)
         assert [int(v) for v in one] == [int(part[action]) for part in vector]
+
+
+@pytest.mark.parametrize("curved", [False, True])
+def test_one_site_power_delta_equals_the_batched_one(busy_core: BatchedCore,
+                                                     curved: bool) -> None:
+    """The live agent's quicker path (one site's (M,) nodes, one (1, 1) amount) gives the
+    batched computation's numbers, bit for bit, with linear and with tabulated power."""
+    v = busy_core.edge_view
+    rng = np.random.default_rng(3)
+    curves = np.sort(rng.random((busy_core.M, 11)), axis=1) if curved else None
+    for b, s in [(0, 0), (1, 2), (2, busy_core.S - 1)]:
+        fields = [np.ascontiguousarray(a[b, s]) for a in (
+            v.node_asleep, v.node_used_cpu, v.node_cores, v.node_idle_w, v.node_max_w,
+            v.node_sleep_w)]
+        cpu = np.array([[0.25 + b]])
+        one = power_delta_w(*fields, curves, cpu)
+        assert one.shape == (busy_core.M, 1)
+        assert _power_delta_one_view(*fields, curves, cpu) is not None  # the quick path ran
+        # The general path: the same site as a batch of one, the amount broadcast.
+        batched = power_delta_w(*(f[None] for f in fields),
+                                None if curves is None else curves[None], cpu[None])
+        np.testing.assert_array_equal(one, batched[0])
+        assert np.any(one > 0)
