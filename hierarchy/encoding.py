@@ -18,6 +18,8 @@ LOG1P_64 = math.log1p(64.0)
 N_CLASSES = 5  # hierarchy.features.CLASS_NAMES
 # Features of the pending container's service behaviour (EdgeEncoder.spec), when enabled.
 N_BEHAVIOUR = 5 + N_CLASSES
+# Features of the pending container's app response against its SLO (EdgeEncoder.spec).
+N_RESPONSE = 4
 
 
 @compiled
@@ -44,17 +46,18 @@ def edge_encode_flat(
     hour, site_index, site_power, budget, throttle, queue_fill, knob, wan_rtt, cloud_free,
     pending, cpu_req, mem_req, slo_ms, app_size, k_index, is_entry, calls, peers_here,
     peers_cloud, peers_other, data_here, data_elsewhere,
-    svc_samples, pred_cpu, pred_mem, cpu_cv, behaviour_class,
+    svc_samples, pred_cpu, pred_mem, cpu_cv, behaviour_class, svc_response,
     exists, asleep, cores, mem_gib, alloc_cpu, alloc_mem, used, node_peers, speed, idle_w,
     max_w, sleep_w, curves, linear,
     num_sites, headrooms, max_app_size, ref_cores, ref_mem, size_levels, behaviour,
-    pred_margin, pred_min_frac, low, high,
+    response, pred_margin, pred_min_frac, low, high,
     obs, mask,
 ):
     """Fill obs (P, D) float32 and mask (P, A) int8 for P edge positions.
 
-    `behaviour` adds the service-behaviour features; `pred_margin` >= 0 adds the predicted-p95
-    size level after `size_levels` (< 0: no such level).
+    `behaviour` adds the service-behaviour features, `response` the app's observed response
+    against its SLO (`svc_response` (P, 4): hierarchy.features.online.response_of_row);
+    `pred_margin` >= 0 adds the predicted-p95 size level after `size_levels` (< 0: none).
     """
     n_pos, n_nodes = exists.shape
     n_fixed = size_levels.shape[0]
@@ -104,6 +107,13 @@ def edge_encode_flat(
                 if 0 <= behaviour_class[p] < N_CLASSES:
                     o[i + 5 + behaviour_class[p]] = 1.0
             i += N_BEHAVIOUR
+        if response:
+            if has:
+                for j in range(2):  # on a slow node, then on fast nodes only
+                    if svc_response[p, 2 * j] >= 1.0:
+                        o[i + 2 * j] = 1.0
+                        o[i + 2 * j + 1] = svc_response[p, 2 * j + 1]
+            i += N_RESPONSE
         cpu_frac, mem_frac = 1.0, 1.0
         if pred_margin >= 0.0:
             cpu_frac, mem_frac = predicted_size_fracs(seen, pred_cpu[p], pred_mem[p],

@@ -20,13 +20,14 @@ import numpy as np
 from hierarchy.actions import CloudActionLayout, EdgeActionLayout
 from hierarchy.encoding import (
     N_BEHAVIOUR,
+    N_RESPONSE,
     cloud_encode_flat,
     edge_encode_flat,
     placement_fits_flat,
     power_delta_flat,
 )
 from hierarchy.features.classes import CLASS_NAMES
-from hierarchy.features.online import MIN_SAMPLES
+from hierarchy.features.online import MIN_SAMPLES, RESPONSE_RATIO_CAP
 
 if TYPE_CHECKING:
     from hierarchy.scenario import Scenario
@@ -38,6 +39,13 @@ BEHAVIOUR_FEATURES = (
     *((f"class_{name}", 0.0, 1.0) for name in CLASS_NAMES),
 )
 assert len(BEHAVIOUR_FEATURES) == N_BEHAVIOUR
+# The pending container's app: its service's observed response / SLO, while one of its
+# containers ran on a slow node and while all ran on fast ones (EdgeEncoder.response_features).
+RESPONSE_FEATURES = (
+    ("resp_seen_slow", 0.0, 1.0), ("resp_slo_ratio_slow", 0.0, RESPONSE_RATIO_CAP),
+    ("resp_seen_fast", 0.0, 1.0), ("resp_slo_ratio_fast", 0.0, RESPONSE_RATIO_CAP),
+)
+assert len(RESPONSE_FEATURES) == N_RESPONSE
 
 # 2: the pending container's service behaviour (seen, history, predicted p95 CPU and memory,
 # CPU CV, class one-hot) and the predicted-p95 size level.
@@ -143,6 +151,9 @@ class EdgeView:
     pred_mem_p95: np.ndarray | None = None  # predicted p95 memory / request
     cpu_cv: np.ndarray | None = None
     behaviour_class: np.ndarray | None = None  # index into CLASS_NAMES, -1 unknown
+    # (..., 4) its app's observed response / SLO (hierarchy.features.online.response_of_row);
+    # None: never observed.
+    svc_response: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,7 @@ class EdgeEncoder:
     ref_cores: float
     ref_mem_gib: float
     behaviour_features: bool = True
+    response_features: bool = False
     predicted_size_margin: float | None = None
     predicted_size_min_frac: float = 0.1
 
@@ -170,6 +182,7 @@ class EdgeEncoder:
         """The encoder options a scenario sets (pass as keyword arguments)."""
         return {
             "behaviour_features": scenario.observation.behaviour_features,
+            "response_features": scenario.observation.response_features,
             "predicted_size_margin": scenario.sizing.predicted_size_margin,
             "predicted_size_min_frac": scenario.sizing.resize_min_frac,
         }
@@ -221,6 +234,8 @@ class EdgeEncoder:
         ]
         if self.behaviour_features:
             feats += [_f(name, low, high) for name, low, high in BEHAVIOUR_FEATURES]
+        if self.response_features:
+            feats += [_f(name, low, high) for name, low, high in RESPONSE_FEATURES]
         for m in range(self.nodes):
             for name in EDGE_NODE_FEATURES:
                 high = 4.0 if name in ("cores_rel", "speed_rel") else 1.0
@@ -255,6 +270,7 @@ class EdgeEncoder:
         mask = np.empty((n, self.layout.n), dtype=np.int8)
         curves, linear = _flat_curves(v.curves, lead, self.nodes)
         samples, cpu_p95, mem_p95, cv, cls = _behaviour_flat(v, lead)
+        response = _response_flat(v, n)
         margin = self.predicted_size_margin
         edge_encode_flat(
             flat(v.hour, f8), flat(v.site_index, i8), flat(v.site_power_w, f8),
@@ -266,7 +282,7 @@ class EdgeEncoder:
             flat(v.calls, f8), flat(v.peers_here, f8),
             flat(v.peers_cloud, f8), flat(v.peers_other, f8),
             flat(v.data_here, b1), flat(v.data_elsewhere, b1),
-            samples, cpu_p95, mem_p95, cv, cls,
+            samples, cpu_p95, mem_p95, cv, cls, response,
             flat(v.node_exists, b1, m), flat(v.node_asleep, b1, m),
             flat(v.node_cores, f8, m), flat(v.node_mem_gib, f8, m),
             flat(v.node_alloc_cpu, f8, m), flat(v.node_alloc_mem, f8, m),
@@ -276,7 +292,8 @@ class EdgeEncoder:
             curves, linear,
             self.num_sites, self.headroom_levels, self.max_app_size, self.ref_cores,
             self.ref_mem_gib, np.asarray(self.size_levels, dtype=f8), self.behaviour_features,
-            -1.0 if margin is None else float(margin), self.predicted_size_min_frac, low, high,
+            self.response_features, -1.0 if margin is None else float(margin),
+            self.predicted_size_min_frac, low, high,
             obs, mask,
         )
         return obs.reshape(*lead, -1), mask.reshape(*lead, -1)
@@ -291,6 +308,13 @@ def _behaviour_flat(v: EdgeView, lead: tuple[int, ...]) -> tuple[np.ndarray, ...
     flat, f8 = _flattener(lead), _F8
     return (flat(v.svc_samples, f8), flat(v.pred_cpu_p95, f8), flat(v.pred_mem_p95, f8),
             flat(v.cpu_cv, f8), flat(v.behaviour_class, _I8))
+
+
+def _response_flat(v: EdgeView, n: int) -> np.ndarray:
+    """The view's response statistics as (P, 4); never observed where they are None."""
+    if v.svc_response is None:
+        return np.zeros((n, 4))
+    return np.ascontiguousarray(np.asarray(v.svc_response, dtype=_F8).reshape(n, 4))
 
 
 def _behaviour(v: EdgeView, lead: tuple[int, ...]) -> tuple[np.ndarray, ...]:

@@ -263,6 +263,11 @@ class ObservationConfig(_Strict):
         description="the pending container's service behaviour (seen, predicted p95, CV, class) "
         "in the edge observation; false leaves them out of the spec (ablation)",
     )
+    response_features: bool = Field(
+        default=False,
+        description="the pending container's app response against its SLO as observed of its "
+        "service (on slow nodes, on fast nodes) in the edge observation",
+    )
 
 
 class Sizing(_Strict):

@@ -19,7 +19,7 @@ from hierarchy.scenario import Scenario, load_scenario
 from sim.arrivals import CopyPools
 from sim.catalogue import CatalogueMaker
 from sim.decisions import apply_decisions
-from sim.shaping import committed_idle_kwh
+from sim.shaping import committed_idle_kwh, committed_violation_cost
 from sim.state import QUEUED_CLOUD, QUEUED_SITE, RUNNING, TERM_NAMES, SimState
 from sim.streams import copy_key
 from sim.tick import advance_time
@@ -232,6 +232,18 @@ class BatchedCore:
             self.scenario.sizing.sleep_after_s, np.maximum(self.horizon_s - st.t_s, 0.0), out,
         )
         return out * self.weights[0]
+
+    def committed_violation_cost(self) -> np.ndarray:
+        """(B, S + 1) cost of the SLO violations the apps now violating are committed to if
+        they go on until they leave, by home site (sim.shaping: a training potential; it reads
+        lifetimes no agent observes)."""
+        st = self.st
+        out = np.zeros((self.B, self.S + 1))
+        committed_violation_cost(
+            st.a_active, st.a_home, st.a_life_s, st.a_over_slo,
+            np.maximum(self.horizon_s - st.t_s, 0.0), self.weights[2], self.weights[1], out,
+        )
+        return out
 
     @property
     def state_dim(self) -> int:

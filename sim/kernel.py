@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-from hierarchy.features.online import update_row
+from hierarchy.features.online import SLOW_SPEED, update_response, update_row
 from hierarchy.guard import load_fraction_at
 from sim.latency import RHO_MAX, critical_path_one
 from sim.state import REJECTED, RUNNING
@@ -104,7 +104,7 @@ def tick_kernel(
     c_alloc_cpu, c_alloc_mem, c_level, c_sigma, c_amp, c_peak_h, c_mem_level, c_mem_growth,
     c_demand, c_mem_used, c_peak_cpu, c_peak_mem, c_ready, c_age, c_series, c_phase,
     a_active, a_home, a_size, a_slo, a_rate, a_life, a_z, a_data_k, a_data_site, a_service,
-    sample, svc_stats, usage_cpu, usage_mem, usage_len, usage_step_s, time_scale,
+    sample, svc_stats, a_over, usage_cpu, usage_mem, usage_len, usage_step_s, time_scale,
     asleep, idle_s, wake_left, n_alloc_cpu, n_alloc_mem, n_used, n_fresh, n_energy,
     knob, throttle, loc_power,
     finished, oom_restarts, wan_bytes, requests, requests_violated, response_sum,
@@ -302,6 +302,7 @@ def tick_kernel(
                     serving = False
             reqs = a_rate[b, a] * d
             requests[b] += reqs
+            a_over[b, a] = 0.0
             if not serving:
                 requests_violated[b] += reqs
                 terms[b, a_home[b, a], T_VIOLATION] += hours
@@ -310,9 +311,11 @@ def tick_kernel(
             data_site = a_data_site[b, a]
             home = a_home[b, a]
             app_wan = 0.0
+            min_speed = math.inf
             for k in range(size):
                 node = c_node[b, a, k]
                 loc = c_loc[b, a, k]
+                min_speed = min(min_speed, speed[node])
                 th = theta[loc]
                 util = n_used[b, node] / node_cores[node]
                 service = c_work[b, a, k] * (1.0 + kappa * util * util) / (th * speed[node])
@@ -337,14 +340,21 @@ def tick_kernel(
             response = user_rtt[home, entry_loc] + critical_path_one(
                 own, c_parent[b, a], c_calls[b, a], hop, size, slowest)
             slo = a_slo[b, a]
+            if sample[b]:
+                # What an ingress measures of a serving app: its response against its SLO,
+                # kept apart for apps with a container on a slow node (the service's row).
+                update_response(svc_stats[b, a_service[b, a], 0], response / slo,
+                                min_speed < SLOW_SPEED)
             response_sum[b] += reqs * response
             if record:
                 i = min(np.searchsorted(response_bins, response), response_bins.shape[0] - 1)
                 response_hist[b, i] += reqs
             if response > slo:
+                over = min((response - slo) / slo, LATENCY_OVER_CAP)
+                a_over[b, a] = over
                 requests_violated[b] += reqs
                 terms[b, home, T_VIOLATION] += hours
-                terms[b, home, T_LATENCY] += min((response - slo) / slo, LATENCY_OVER_CAP) * hours
+                terms[b, home, T_LATENCY] += over * hours
         wan_bytes[b] += wan
 
         # --- departures: an app's lifetime runs once every container is decided --------------
@@ -372,6 +382,7 @@ def tick_kernel(
                 c_node[b, a, k] = -1
                 c_loc[b, a, k] = -1
             a_active[b, a] = False
+            a_over[b, a] = 0.0
 
         # --- empty nodes fall asleep -----------------------------------------------------------
         for n in range(n_nodes):

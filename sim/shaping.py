@@ -49,3 +49,18 @@ def committed_idle_kwh(
             awake_s = min(awake_s, left_s[b])
             s = node_site[n]
             out[b, s] += (idle_w[n] - sleep_w[n]) * loc_pue[s] * awake_s / 3.6e6
+
+
+@compiled
+def committed_violation_cost(a_active, a_home, a_life, a_over, left_s, w_violation,
+                             w_latency, out):
+    """out (B, S+1): the cost each home site's apps now violating their SLO are committed to
+    if they go on as they are until they leave (to the episode's end at most): per hour,
+    `w_violation` plus `w_latency` x the over-SLO ratio, as the reward's terms charge it."""
+    n_copies, n_apps = a_active.shape
+    for b in range(n_copies):
+        out[b, :] = 0.0
+        for a in range(n_apps):
+            if a_active[b, a] and a_over[b, a] > 0.0:
+                hours = min(a_life[b, a], left_s[b]) / 3600.0
+                out[b, a_home[b, a]] += (w_violation + w_latency * a_over[b, a]) * hours

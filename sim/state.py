@@ -52,6 +52,9 @@ class SimState:
     a_data_k: np.ndarray
     a_data_site: np.ndarray
     a_service: np.ndarray  # the catalogue service the app is an instance of
+    # (response - SLO) / SLO of a serving app at the last tick, > 0 while it violates its SLO
+    # (capped as the latency term is); 0 otherwise. Read by training's shaping only.
+    a_over_slo: np.ndarray
     # what has been observed of each (service, container position): (B, C, K, N_STATS)
     svc_stats: np.ndarray
     # containers (B, A, K)

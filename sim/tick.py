@@ -48,7 +48,7 @@ def advance_time(core: BatchedCore, advanced: np.ndarray, terms: np.ndarray) -> 
         st.c_demand_cpu, st.c_mem_used, st.c_peak_cpu, st.c_peak_mem, st.c_ready_s,
         st.c_age_s, st.c_series, st.c_phase_s,
         st.a_active, st.a_home, st.a_size, st.a_slo_ms, st.a_rate_rps, st.a_life_s, st.a_z,
-        st.a_data_k, st.a_data_site, st.a_service, sample, st.svc_stats,
+        st.a_data_k, st.a_data_site, st.a_service, sample, st.svc_stats, st.a_over_slo,
         *core.usage_tables,
         st.asleep, st.idle_s, st.wake_left_s, st.node_alloc_cpu, st.node_alloc_mem,
         st.node_used_cpu, st.node_fresh_cpu, st.node_energy_j,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hierarchy.encoding import cloud_encode_flat, edge_encode_flat
-from hierarchy.features.online import predict_row
+from hierarchy.features.online import predict_row, response_of_row
 from hierarchy.guard import placement_fits_at
 from hierarchy.jit import compiled
 from hierarchy.observation import CloudView, EdgeView
@@ -33,11 +33,13 @@ def fill_edge_heads(sq, sq_head, sq_len, a_next_k, a_size, a_slo, a_data_k, a_da
                     a_service, svc_stats, cls_mean, cls_scale, cls_centroids, cls_names,
                     pending, cpu_req, mem_req, slo, app_size, k_index, is_entry, calls,
                     peers_here, peers_cloud, peers_other, data_here, data_elsewhere,
-                    node_peers, svc_samples, pred_cpu, pred_mem, cpu_cv, behaviour_class):
+                    node_peers, svc_samples, pred_cpu, pred_mem, cpu_cv, behaviour_class,
+                    svc_response):
     """Per (copy, site): the container waiting at the head of the site's queue.
 
     Its behaviour comes only from the statistics of its service observed so far
-    (hierarchy.features.online), never from its own usage parameters.
+    (hierarchy.features.online), never from its own usage parameters; `svc_response` (B, S, 4)
+    is its app's observed response / SLO (hierarchy.features.online.response_of_row).
     """
     n_copies, n_sites = sq_len.shape
     k_max = c_parent.shape[2]
@@ -54,6 +56,7 @@ def fill_edge_heads(sq, sq_head, sq_len, a_next_k, a_size, a_slo, a_data_k, a_da
                 is_entry[b, s] = data_here[b, s] = data_elsewhere[b, s] = False
                 svc_samples[b, s] = pred_cpu[b, s] = pred_mem[b, s] = cpu_cv[b, s] = 0.0
                 behaviour_class[b, s] = -1
+                svc_response[b, s, :] = 0.0
                 continue
             a = sq[b, s, sq_head[b, s]]
             k = min(a_next_k[b, a], k_max - 1)
@@ -64,6 +67,7 @@ def fill_edge_heads(sq, sq_head, sq_len, a_next_k, a_size, a_slo, a_data_k, a_da
             pred_mem[b, s] = prediction[2]
             cpu_cv[b, s] = prediction[3]
             behaviour_class[b, s] = int(prediction[4])
+            response_of_row(svc_stats[b, a_service[b, a], 0], svc_response[b, s])
             cpu_req[b, s] = c_req_cpu[b, a, k]
             mem_req[b, s] = c_req_mem[b, a, k]
             slo[b, s] = a_slo[b, a]
@@ -182,7 +186,7 @@ def observe_edges(
     pred_margin, pred_min_frac, low, high,
     pending, cpu_req, mem_req, slo, app_size, k_index, is_entry, calls, peers_here,
     peers_cloud, peers_other, data_here, data_elsewhere, node_peers,
-    svc_samples, pred_cpu, pred_mem, cpu_cv, behaviour_class,
+    svc_samples, pred_cpu, pred_mem, cpu_cv, behaviour_class, svc_response, response,
     b_hour, b_queue, b_cloud_free, b_power, b_throttle, b_knob, b_asleep, b_alloc_cpu,
     b_alloc_mem, b_used, obs, mask,
 ):
@@ -197,7 +201,7 @@ def observe_edges(
                     a_service, svc_stats, cls_mean, cls_scale, cls_centroids, cls_names,
                     pending, cpu_req, mem_req, slo, app_size, k_index, is_entry, calls,
                     peers_here, peers_cloud, peers_other, data_here, data_elsewhere, node_peers,
-                    svc_samples, pred_cpu, pred_mem, cpu_cv, behaviour_class)
+                    svc_samples, pred_cpu, pred_mem, cpu_cv, behaviour_class, svc_response)
     for b in range(n_copies):
         for s in range(n_sites):
             b_hour[b, s] = hour[b]
@@ -223,13 +227,13 @@ def observe_edges(
         calls.reshape(p), peers_here.reshape(p), peers_cloud.reshape(p),
         peers_other.reshape(p), data_here.reshape(p), data_elsewhere.reshape(p),
         svc_samples.reshape(p), pred_cpu.reshape(p), pred_mem.reshape(p), cpu_cv.reshape(p),
-        behaviour_class.reshape(p),
+        behaviour_class.reshape(p), svc_response.reshape((p, 4)),
         node_exists.reshape(pm), b_asleep.reshape(pm), node_cores.reshape(pm),
         node_mem.reshape(pm), b_alloc_cpu.reshape(pm), b_alloc_mem.reshape(pm),
         b_used.reshape(pm), node_peers.reshape(pm), node_speed.reshape(pm),
         node_idle.reshape(pm), node_max.reshape(pm), node_sleep.reshape(pm),
         table, linear, num_sites, headrooms, max_app_size, ref_cores, ref_mem, size_levels,
-        behaviour, pred_margin, pred_min_frac, low, high,
+        behaviour, response, pred_margin, pred_min_frac, low, high,
         obs.reshape((p, obs.shape[2])), mask.reshape((p, mask.shape[2])),
     )
 
@@ -307,6 +311,7 @@ def edge_view(core: BatchedCore) -> EdgeView:
     e_node_peers = np.empty((core.B, core.S, core.M))
     e_samples, e_pred_cpu, e_pred_mem, e_cv = (np.empty(bs, f8) for _ in range(4))
     e_class = np.empty(bs, np.int64)
+    e_response = np.empty((*bs, 4), f8)
     fill_edge_heads(
         st.sq, st.sq_head, st.sq_len, st.a_next_k, st.a_size, st.a_slo_ms, st.a_data_k,
         st.a_data_site, st.c_parent, st.c_loc, st.c_status, st.c_node, st.c_req_cpu,
@@ -314,7 +319,7 @@ def edge_view(core: BatchedCore) -> EdgeView:
         *core.online_classes.args(),
         e_pending, e_cpu, e_mem, e_slo, e_size, e_k, e_is_entry, e_calls, e_here, e_cloud,
         e_other, e_data_here, e_data_elsewhere, e_node_peers,
-        e_samples, e_pred_cpu, e_pred_mem, e_cv, e_class,
+        e_samples, e_pred_cpu, e_pred_mem, e_cv, e_class, e_response,
     )
     pool_free = 1.0 - st.node_alloc_cpu[:, s_m:].sum(axis=1) / buf.pool_cores
     shape = (core.B, core.S, core.M)
@@ -346,7 +351,7 @@ def edge_view(core: BatchedCore) -> EdgeView:
         node_sleep_w=buf.node_sleep_w,
         curves=buf.curves,
         svc_samples=e_samples, pred_cpu_p95=e_pred_cpu, pred_mem_p95=e_pred_mem, cpu_cv=e_cv,
-        behaviour_class=e_class,
+        behaviour_class=e_class, svc_response=e_response,
     )
 
 
@@ -409,6 +414,7 @@ class ObservationBuffers:
         self.knob = z(np.int64)
         self.svc_samples, self.pred_cpu, self.pred_mem, self.cpu_cv = (z() for _ in range(4))
         self.behaviour_class = z(np.int64)
+        self.svc_response = np.zeros((b, s, 4))
         self.site_index = np.ascontiguousarray(np.broadcast_to(np.arange(s), (b, s)))
         self.node_peers, self.alloc_cpu, self.alloc_mem, self.used = (
             np.zeros((b, s, m)) for _ in range(4))
@@ -440,6 +446,7 @@ def observe_all(core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         buf.pending, buf.cpu, buf.mem, buf.slo, buf.size, buf.k, buf.is_entry, buf.calls,
         buf.here, buf.cloud, buf.other, buf.data_here, buf.data_elsewhere, buf.node_peers,
         buf.svc_samples, buf.pred_cpu, buf.pred_mem, buf.cpu_cv, buf.behaviour_class,
+        buf.svc_response, enc.response_features,
         buf.hour, buf.queue, buf.cloud_free, buf.power, buf.throttle, buf.knob, buf.asleep,
         buf.alloc_cpu, buf.alloc_mem, buf.used, edge_obs, edge_mask,
     )

@@ -7,13 +7,16 @@ import pytest
 
 from hierarchy import encoding
 from hierarchy.observation import _power_delta_one_view, placement_fits, power_delta_w
+from hierarchy.scenario import load_scenario
 from sim.core import BatchedCore
 
 
 @pytest.fixture(scope="module")
 def busy_core() -> BatchedCore:
     """A `default` core some way into an episode, with containers placed everywhere."""
-    core = BatchedCore("default", batch_size=3, seed=11)
+    # The optional response features on, so that every encoder path below covers them too.
+    core = BatchedCore(load_scenario("default", {"observation.response_features": True}),
+                       batch_size=3, seed=11)
     rng = np.random.default_rng(0)
     for _ in range(400):
         edge = (rng.random(core.edge_mask.shape) * core.edge_mask).argmax(-1)

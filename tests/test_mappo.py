@@ -267,7 +267,7 @@ def test_local_reward_gives_each_edge_agent_its_share_of_its_site() -> None:
     assert np.allclose(out.site_cost.sum(axis=1), out.cost)
 
 
-@pytest.mark.parametrize("shaping", ["committed", "power"])
+@pytest.mark.parametrize("shaping", ["committed", "committed-slo", "power"])
 def test_shaping_telescopes_to_the_change_of_potential(shaping) -> None:
     # With gamma 1 the shaping terms of a stretch without an episode's end sum to
     # potential(end) - potential(start): they move credit between steps, never add any.

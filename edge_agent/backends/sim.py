@@ -54,6 +54,12 @@ class SimSiteBackend(Backend):
             raise ValueError(
                 f"site {site!r}: scenario {sc.name!r} has sites 0..{topo.num_sites - 1}; give "
                 f"the site index (--site-index) or end the site id with it (e.g. edge-0)")
+        if sc.observation.response_features:
+            # The simulator's apps report their response times; a gateway does not collect
+            # them yet, so a policy reading them would see "never observed" for ever.
+            raise ValueError(
+                f"scenario {sc.name!r} sets observation.response_features: the edge agent "
+                "does not observe app response times; use a scenario (and a policy) without them")
         if speed <= 0:
             raise ValueError("speed must be positive")
         if not 0 < usage_frac <= 1:

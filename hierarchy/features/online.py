@@ -38,7 +38,11 @@ from hierarchy.jit import compiled
 
 # Columns of a statistics row.
 S_N, S_MEAN, S_M2, S_LOG_MEAN, S_LOG_M2, S_MEM_MEAN, S_MEM_M2, S_PEAK, S_SPIKE, S_TOTAL = range(10)
-N_STATS = 10
+# The app's response against its SLO, kept in the row of the service's entry (position 0):
+# samples and moving mean of response / SLO while some container ran on a slow node, and
+# while all ran on nodes at least as fast as the reference core (`update_response`).
+S_RESP_SLOW_N, S_RESP_SLOW, S_RESP_FAST_N, S_RESP_FAST = range(10, 14)
+N_STATS = 14
 
 SAMPLE_EVERY_S = 300.0
 """The simulator samples usage into the statistics every 5 minutes, as the monitors behind
@@ -54,6 +58,16 @@ SPIKE_WARMUP = 12
 """A sample can be a spike once this many samples came before it (as in `StreamingFeatures`)."""
 HISTORY_HALF = 100.0
 """`history` feature = n / (n + HISTORY_HALF): how much has been seen, in [0, 1)."""
+
+SLOW_SPEED = 1.0
+"""A node slower than this (the scenario's reference core) counts as slow for the response
+statistics: on `default`, the Raspberry Pis (0.7) are slow, the N100s (1.0) are not."""
+RESPONSE_MEMORY = 24.0
+"""Samples after which the response statistics become a moving window (2 h of 5-min samples):
+an app's response follows its load, which moves over the day."""
+RESPONSE_RATIO_CAP = 4.0
+"""Response / SLO is capped here before it is averaged: one overloaded sample of a queue near
+saturation says "violates", not by how much."""
 
 ONLINE_CLUSTER_FEATURES = ("log_cpu_mean", "cpu_cv", "log_peak_to_mean", "cpu_burstiness")
 ONLINE_DIMS = np.array([CLUSTER_FEATURES.index(f) for f in ONLINE_CLUSTER_FEATURES])
@@ -82,6 +96,27 @@ def update_row(row, cpu_frac, mem_frac):
     row[S_SPIKE] = (1.0 - w) * row[S_SPIKE] + (w * cpu_frac if spike else 0.0)
     row[S_TOTAL] = (1.0 - w) * row[S_TOTAL] + w * cpu_frac
     row[S_N] = n
+
+
+@compiled
+def update_response(row, ratio, slow):
+    """Add one observed response / SLO of the service's app to `row` (its entry's row):
+    `slow` when one of the app's containers ran on a node slower than SLOW_SPEED."""
+    n_col = S_RESP_SLOW_N if slow else S_RESP_FAST_N
+    n = row[n_col] + 1.0
+    w = max(1.0 / n, 1.0 / RESPONSE_MEMORY)
+    row[n_col + 1] += w * (min(ratio, RESPONSE_RATIO_CAP) - row[n_col + 1])
+    row[n_col] = n
+
+
+@compiled
+def response_of_row(row, out):
+    """Fill `out` (4,) with the response statistics of an entry row: (samples on a slow node,
+    mean response / SLO there, samples on fast nodes only, mean response / SLO there)."""
+    out[0] = row[S_RESP_SLOW_N]
+    out[1] = row[S_RESP_SLOW]
+    out[2] = row[S_RESP_FAST_N]
+    out[3] = row[S_RESP_FAST]
 
 
 @compiled
@@ -172,13 +207,30 @@ class ServiceStats:
 
     def observe(self, key: object, cpu_cores: float, cpu_req: float, mem_gib: float,
                 mem_req: float) -> None:
+        update_row(self._row(key), cpu_cores / max(cpu_req, 1e-9),
+                   mem_gib / max(mem_req, 1e-9))
+
+    def _row(self, key: object) -> np.ndarray:
+        """The row of `key`, made most recently used (a new one if unknown)."""
         row = self.rows.pop(key, None)
         if row is None:
             row = np.zeros(N_STATS)
             if len(self.rows) >= self.max_keys:
                 self.rows.pop(next(iter(self.rows)))
         self.rows[key] = row  # most recently used last
-        update_row(row, cpu_cores / max(cpu_req, 1e-9), mem_gib / max(mem_req, 1e-9))
+        return row
+
+    def observe_response(self, key: object, response_ms: float, slo_ms: float,
+                         slow: bool) -> None:
+        """After a sample of an app's response: `key` is its entry container's key, `slow`
+        whether one of its containers ran on a node slower than SLOW_SPEED."""
+        update_response(self._row(key), response_ms / max(slo_ms, 1e-9), slow)
+
+    def response(self, key: object) -> np.ndarray:
+        """(4,) the response statistics of `key` (response_of_row), zeros when unknown."""
+        out = np.zeros(4)
+        response_of_row(self.rows.get(key, np.zeros(N_STATS)), out)
+        return out
 
     def predict(self, key: object, cpu_req: float) -> tuple[float, float, float, float, int]:
         """(samples, p95 CPU / request, p95 memory / request, CPU CV, class index or -1)."""

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 ALGOS = ("mappo", "ippo")
 CLOUD_LEVELS = ("learned", "rule")
 EDGE_ARCHS = ("node-scoring", "mlp")
-SHAPINGS = ("none", "committed", "power")
+SHAPINGS = ("none", "committed", "committed-slo", "power")
 
 
 @dataclass
@@ -34,8 +34,10 @@ class TrainConfig:
     # Potential-based shaping (Ng et al. 1999), which leaves the best policy unchanged:
     # "committed": the potential is minus the idle energy the awake nodes are committed to
     # (sim.shaping), so a placement is charged at once for the awake time it adds; "power":
-    # minus shaping_h hours of the current draw's cost; "none": off. shaping_scale multiplies
-    # the committed potential (below 1 the immediate charge for awake time is partial).
+    # "committed-slo": that, plus the cost the apps now violating their SLO are committed to
+    # if they go on until they leave, so a placement that breaks an SLO is charged at once;
+    # "power": minus shaping_h hours of the current draw's cost; "none": off. shaping_scale
+    # multiplies the committed idle energy (below 1 its immediate charge is partial).
     shaping: str = "none"
     shaping_h: float = 1.0
     shaping_scale: float = 1.0
