@@ -16,6 +16,9 @@
   calls `poll()` in its own loop (callbacks run inside `poll`, publishes are written at once).
   The second spares a thread hand-off and a wake-up of paho's thread per message each way:
   the edge agent's decision loop runs the network itself for its latency and throughput.
+  There, paho reads from a buffer filled by one large `recv` (`_BufferedClient`), not one
+  system call per header byte, and a lone ack does not wake `poll` (a socket low-water mark,
+  `_quiet_small_packets`): it is read with the next message, or when the wait ends.
 """
 
 from __future__ import annotations
@@ -36,9 +39,16 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
+
+# Below these many bytes a socket read by `poll` does not wake it (see _quiet_small_packets):
+# a few PUBACKs (4 bytes each; in TLS 1.3 records of about 26), fewer than the smallest
+# message the agents receive (a request, a result or a status is a hundred bytes or more).
+_QUIET_BYTES = 24
+_QUIET_BYTES_TLS = 64
 
 
 class BrokerConfig(BaseModel):
@@ -142,7 +152,7 @@ class MqttTransport:
         self.connects = 0  # successful connections so far (reconnects included)
         v5 = config.mqtt_version == "5"
         self._v5 = v5
-        self.client = mqtt.Client(
+        self.client = _BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
@@ -194,6 +204,7 @@ class MqttTransport:
         """Like `start()`, but no thread: the caller runs the network with `poll()` (from one
         thread, the one that publishes and acknowledges too)."""
         self._inline = True
+        self.client.buffered_reads = True
         self.start()
 
     def poll(self, timeout_s: float, max_packets: int = 10_000) -> None:
@@ -205,23 +216,16 @@ class MqttTransport:
         if sock is None:
             self._reconnect_when_due(timeout_s)
             return
-        # TLS may hold decrypted bytes the socket no longer shows as readable.
-        buffered = bool(getattr(sock, "pending", lambda: 0)())
+        held = c.held_bytes()  # select cannot see bytes already read off the socket
         try:
-            readable, writable, _ = select.select(
-                [sock], [sock] if c.want_write() else [], [], 0.0 if buffered else timeout_s)
+            writable = select.select(
+                [sock], [sock] if c.want_write() else [], [], 0.0 if held else timeout_s)[1]
         except (OSError, ValueError):  # closed under us: the reads below find out
-            readable, writable = [sock], []
-        rc = mqtt.MQTT_ERR_SUCCESS
-        for _ in range(max_packets):  # paho reads about one packet per call
-            if not (readable or buffered) or c.socket() is None:
-                break
-            rc = c.loop_read()
-            if rc != mqtt.MQTT_ERR_SUCCESS or c.socket() is None:
-                break
-            sock = c.socket()
-            buffered = bool(getattr(sock, "pending", lambda: 0)())
-            readable = select.select([sock], [], [], 0.0)[0] if not buffered else [sock]
+            writable = []
+        # Read even when select saw nothing: acks smaller than the socket's low-water mark
+        # (see _quiet_small_packets) do not wake it; they are read here, at the latest when
+        # `timeout_s` ends (one recv that would block, when there is nothing).
+        rc = self._read(max_packets)
         if rc == mqtt.MQTT_ERR_SUCCESS and c.socket() is not None and (
                 writable or c.want_write()):
             rc = c.loop_write()
@@ -230,6 +234,20 @@ class MqttTransport:
         if c.socket() is None:
             self._connected.clear()
             self._retry_at = time.monotonic() + self._next_retry_delay()
+
+    def _read(self, max_packets: int) -> int:
+        """Read until the socket had nothing more at its last `recv` and nothing read is left
+        unhandled: no `select` between packets."""
+        c = self.client
+        c.drained = False
+        rc = mqtt.MQTT_ERR_SUCCESS
+        for _ in range(max_packets):  # paho reads one packet or more per call
+            rc = c.loop_read()
+            if rc != mqtt.MQTT_ERR_SUCCESS or c.socket() is None:
+                break
+            if c.drained and not c.held_bytes():
+                break
+        return rc
 
     def _reconnect_when_due(self, timeout_s: float) -> None:
         wait_s = self._retry_at - time.monotonic()
@@ -337,6 +355,8 @@ class MqttTransport:
             client.subscribe([(topic, qos) for topic, qos in self.subscriptions])
         if self.status is not None:
             client.publish(self.status.topic, self.status.online, qos=1, retain=True)
+        if self._inline:
+            _quiet_small_packets(client.socket(), self.config.tls)
         self._connected.set()
         if self._on_connect_hook is not None:
             try:
@@ -364,11 +384,106 @@ class MqttTransport:
             log.exception("message handler failed on %s", topic)
 
 
+_PUBACK = 0x40
+_PUBACK_SUCCESS = ReasonCode(PacketTypes.PUBACK)
+_PUBACK_PROPERTIES = Properties(PacketTypes.PUBACK)
+
+
+class _BufferedClient(mqtt.Client):
+    """A paho client whose reads, with `buffered_reads` on, come from a buffer, and which
+    takes a plain PUBACK without decoding objects no one reads.
+
+    paho 2.x reads a packet's fixed header one byte at a time, a `recv` each, then its
+    body: 3-4 system calls a packet, and a `select` between packets. Here one `recv` of up
+    to RECV_BYTES fills a buffer that serves those reads, so a packet, or a burst of them,
+    costs one call. A reader must then keep reading while `held_bytes()` is non-zero
+    (`select` cannot see bytes already taken off the socket), and `drained` says whether the
+    last `recv` took all the socket had. Only for a caller that runs the network itself
+    (`MqttTransport.poll`): paho's own thread selects between packets, so it reads unbuffered.
+    It overrides two of paho's internal methods (`_sock_recv`, `_packet_handle`), which is why
+    pyproject.toml holds paho-mqtt below 3; tests/test_transport.py runs both paths.
+    """
+
+    RECV_BYTES = 65536
+
+    buffered_reads = False
+    drained = False  # the last recv took all the socket had (or would have blocked)
+    _held = b""
+    _held_pos = 0
+    _held_sock: Any = None  # the socket the held bytes came from
+
+    def held_bytes(self) -> int:
+        """Bytes received and not handed to paho yet: ours, then what TLS holds decrypted."""
+        self._forget_other_sockets()
+        pending = getattr(self._sock, "pending", None)
+        return len(self._held) - self._held_pos + (pending() if pending is not None else 0)
+
+    def _packet_handle(self) -> mqtt.MQTTErrorCode:
+        # A plain PUBACK (2 bytes: its message id, success) without paho's decoding into
+        # reason-code and properties objects, which no one reads without an on_publish.
+        body = self._in_packet["packet"]
+        if (self._in_packet["command"] & 0xF0) == _PUBACK and len(body) == 2 \
+                and self.on_publish is None:
+            mid = (body[0] << 8) | body[1]
+            with self._out_message_mutex:
+                if mid in self._out_messages:
+                    return self._do_on_publish(mid, _PUBACK_SUCCESS, _PUBACK_PROPERTIES)
+            return mqtt.MQTT_ERR_SUCCESS
+        return super()._packet_handle()
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if not self.buffered_reads:
+            return super()._sock_recv(bufsize)
+        self._forget_other_sockets()
+        held, pos = self._held, self._held_pos
+        if pos >= len(held):
+            try:
+                data = super()._sock_recv(self.RECV_BYTES)
+            except BlockingIOError:
+                self.drained = True
+                raise
+            # A short read took all the socket had: what comes after makes it readable
+            # again for the next select (TLS: what it decrypted and holds, held_bytes counts).
+            self.drained = len(data) < self.RECV_BYTES
+            if len(data) <= bufsize:  # all of it wanted (or the connection closed: b"")
+                return data
+            held, pos = data, 0
+            self._held = held
+        chunk = held[pos:pos + bufsize]
+        self._held_pos = pos + len(chunk)
+        if self._held_pos >= len(held):
+            self._held, self._held_pos = b"", 0
+        return chunk
+
+    def _forget_other_sockets(self) -> None:
+        if self._held_sock is not self._sock:  # a new connection: the old bytes are void
+            self._held, self._held_pos, self._held_sock = b"", 0, self._sock
+
+
 class _QuietAfterDisconnect(logging.Filter):
     """Drops the error paho 2.x logs when its loop runs once more after a clean disconnect."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("Client is not connected")
+
+
+def _quiet_small_packets(sock: Any, tls: bool) -> None:
+    """Let only a packet bigger than an ack or two make the socket readable (SO_RCVLOWAT).
+
+    Each decision the edge agent publishes comes back as a PUBACK (4 bytes) a few tens of
+    microseconds later, just when the broker forwards the decision to its subscriber: a
+    wake-up of the agent for it competes with that subscriber for the cores. Below the mark
+    such packets wait in the socket and are read with the next message, or when `poll`'s
+    timeout ends (`poll` reads then even though select saw nothing). Set once connected:
+    during the (TLS) handshake the socket blocks, and a blocking read would wait for the
+    mark. Where the option is missing, every packet wakes `poll`, as before."""
+    if sock is None or not hasattr(socket, "SO_RCVLOWAT"):
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT,
+                        _QUIET_BYTES_TLS if tls else _QUIET_BYTES)
+    except (OSError, AttributeError):
+        pass
 
 
 def _set_nodelay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
