@@ -56,6 +56,11 @@ def masked_random(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
     return np.argmax(u, axis=-1)
 
 
+def random_step(core: BatchedCore, rng: np.random.Generator):  # noqa: ANN201
+    """One step of every copy with uniformly random allowed actions at both levels."""
+    return core.step(masked_random(rng, core.edge_mask), masked_random(rng, core.cloud_mask))
+
+
 # --- edge policies ---------------------------------------------------------------------------
 
 

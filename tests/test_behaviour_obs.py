@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from simhelpers import random_step
 
 from hierarchy.features.online import (
     MIN_SAMPLES,
@@ -19,12 +20,6 @@ from hierarchy.scenario import load_scenario
 from sim.core import BatchedCore
 
 SHORT = {"time.horizon_s": 3 * 3600}
-
-
-def random_step(core: BatchedCore, rng: np.random.Generator) -> None:
-    edge = (rng.random(core.edge_mask.shape) * core.edge_mask).argmax(-1)
-    cloud = (rng.random(core.cloud_mask.shape) * core.cloud_mask).argmax(-1)
-    core.step(edge, cloud)
 
 
 def run_until_a_seen_service_is_pending(core: BatchedCore, seed: int = 0) -> tuple[int, int]:

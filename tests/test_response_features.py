@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from simhelpers import random_step
 
 from hierarchy.features.online import (
     N_STATS,
@@ -22,12 +23,6 @@ from hierarchy.scenario import load_scenario
 from sim.core import BatchedCore
 
 ON = {"observation.response_features": True, "time.horizon_s": 3 * 3600}
-
-
-def random_step(core: BatchedCore, rng: np.random.Generator) -> None:
-    edge = (rng.random(core.edge_mask.shape) * core.edge_mask).argmax(-1)
-    cloud = (rng.random(core.cloud_mask.shape) * core.cloud_mask).argmax(-1)
-    core.step(edge, cloud)
 
 
 def response_slice(core: BatchedCore) -> slice:
@@ -155,9 +150,7 @@ def test_violating_apps_carry_their_over_slo_ratio_and_commit_their_cost() -> No
     checked = violating_seen = 0
     for _ in range(1500):
         finished = st.finished.copy()
-        edge = (rng.random(core.edge_mask.shape) * core.edge_mask).argmax(-1)
-        cloud = (rng.random(core.cloud_mask.shape) * core.cloud_mask).argmax(-1)
-        out = core.step(edge, cloud)
+        out = random_step(core, rng)
         if not out.advanced[0] or st.finished[0] != finished[0] or out.truncated[0]:
             continue
         hours = core.dt_s / 3600.0
