@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "team's)")
     p.add_argument("--shaping", choices=SHAPINGS, default=d.shaping,
                    help="potential-based shaping: committed: charge a placement at once for the "
-                        "idle energy of the awake time it adds; power: for --shaping-h hours of "
-                        "the draw it adds")
+                        "idle energy of the awake time it adds; committed-slo: that, and for the "
+                        "SLO violations of apps now violating, until they leave; power: for "
+                        "--shaping-h hours of the draw it adds")
     p.add_argument("--shaping-h", type=float, default=d.shaping_h, metavar="HOURS")
     p.add_argument("--shaping-scale", type=float, default=d.shaping_scale, metavar="X",
                    help="multiplies the committed potential (default 1: the full idle energy)")

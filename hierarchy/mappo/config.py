@@ -33,7 +33,7 @@ class TrainConfig:
     local_reward: float = 0.0
     # Potential-based shaping (Ng et al. 1999), which leaves the best policy unchanged:
     # "committed": the potential is minus the idle energy the awake nodes are committed to
-    # (sim.shaping), so a placement is charged at once for the awake time it adds; "power":
+    # (sim.shaping), so a placement is charged at once for the awake time it adds;
     # "committed-slo": that, plus the cost the apps now violating their SLO are committed to
     # if they go on until they leave, so a placement that breaks an SLO is charged at once;
     # "power": minus shaping_h hours of the current draw's cost; "none": off. shaping_scale
