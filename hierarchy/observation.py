@@ -270,7 +270,7 @@ class EdgeEncoder:
         mask = np.empty((n, self.layout.n), dtype=np.int8)
         curves, linear = _flat_curves(v.curves, lead, self.nodes)
         samples, cpu_p95, mem_p95, cv, cls = _behaviour_flat(v, lead)
-        response = _response_flat(v, n)
+        response = _response_flat(v, lead)
         margin = self.predicted_size_margin
         edge_encode_flat(
             flat(v.hour, f8), flat(v.site_index, i8), flat(v.site_power_w, f8),
@@ -310,11 +310,11 @@ def _behaviour_flat(v: EdgeView, lead: tuple[int, ...]) -> tuple[np.ndarray, ...
             flat(v.cpu_cv, f8), flat(v.behaviour_class, _I8))
 
 
-def _response_flat(v: EdgeView, n: int) -> np.ndarray:
+def _response_flat(v: EdgeView, lead: tuple[int, ...]) -> np.ndarray:
     """The view's response statistics as (P, 4); never observed where they are None."""
     if v.svc_response is None:
-        return np.zeros((n, 4))
-    return np.ascontiguousarray(np.asarray(v.svc_response, dtype=_F8).reshape(n, 4))
+        return np.zeros((int(np.prod(lead, dtype=np.int64)), N_RESPONSE))
+    return _flattener(lead)(v.svc_response, _F8, (N_RESPONSE,))
 
 
 def _behaviour(v: EdgeView, lead: tuple[int, ...]) -> tuple[np.ndarray, ...]:
