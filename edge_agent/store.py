@@ -109,7 +109,7 @@ class Store:
         self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self._open_schema()
+        v1_outbox_sequence = self._open_schema()
         self._depth = 0
         self._load_pending_keys()
         # The next outbox id: above every id in the file and every id given before (version 1
@@ -117,7 +117,7 @@ class Store:
         # even after the outbox emptied: the agent hands rows to MQTT in id order.
         self._next_id = 1 + max(
             self.db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0],
-            self._v1_outbox_sequence)
+            v1_outbox_sequence)
         # Committed outbox rows inserted by this store, in id order; every row with an id at
         # least `_cache_start` is in it (ids only grow, see above). None: nothing cached.
         self._cache: deque[OutboxRow] = deque()
@@ -129,10 +129,10 @@ class Store:
             self.db.execute(f"PRAGMA journal_size_limit={WAL_MAX_PAGES * 4096}")
             self._checkpointer = _Checkpointer(self.path)
 
-    def _open_schema(self) -> None:
+    def _open_schema(self) -> int:
         """Create the tables, or check the file's version and bring a version 1 file up to
-        date (its decisions, pending offloads and outbox kept)."""
-        self._v1_outbox_sequence = 0
+        date (its decisions, pending offloads and outbox kept). Returns the highest outbox id
+        a version 1 file ever gave (its sqlite_sequence), else 0."""
         has_meta = self.db.execute(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
         row = self.db.execute("SELECT value FROM meta WHERE key='version'").fetchone() \
@@ -140,11 +140,10 @@ class Store:
         if row is None:
             self.db.executescript(_SCHEMA)
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (STORE_VERSION,))
-            return
+            return 0
         if row[0] == "1":
             seq = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='outbox'"
                                   ).fetchone()
-            self._v1_outbox_sequence = int(seq[0]) if seq else 0
             try:
                 self.db.executescript(f"BEGIN; {_MIGRATE_1_TO_2} COMMIT;")
             except sqlite3.Error:
@@ -152,9 +151,11 @@ class Store:
                     self.db.execute("ROLLBACK")
                 raise
             log.info("%s: store brought from version 1 to %s", self.path, STORE_VERSION)
-        elif row[0] != STORE_VERSION:
+            return int(seq[0]) if seq else 0
+        if row[0] != STORE_VERSION:
             raise RuntimeError(f"{self.path}: store version {row[0]}, this agent reads "
                                f"{STORE_VERSION}; move the file away to start afresh")
+        return 0
 
     def _load_pending_keys(self) -> None:
         # Pending offloads are few: their keys in memory spare a query for every request.
