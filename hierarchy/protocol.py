@@ -287,9 +287,19 @@ def _ref_of(obj: dict[str, Any]) -> str | None:
     ref = obj.get("request_id")
     if ref is None and isinstance(obj.get("request"), dict):
         ref = obj["request"].get("request_id")
-    if isinstance(ref, str) and 0 < len(ref) <= 128:
+    if isinstance(ref, str) and 0 < len(ref) <= 128 and _encodable(ref):
         return ref
     return None
+
+
+def _encodable(text: str) -> bool:
+    """False for a string JSON's escapes can hold but UTF-8 cannot (a lone surrogate, as
+    in "\\ud800"): such an id cannot be named in a reply, so the reply names none."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _clip(text: str, n: int) -> str:

@@ -76,6 +76,11 @@ def test_a_refusal_carries_the_request_id_when_there_is_one() -> None:
     offload = {"schema": 1, "site": "edge-0", "request": {**REQUEST, "mem_gib": "x"},
                "reason": "r", "context": {}}
     assert refused(offload, p.Offload).ref == "r-1"
+    # An id JSON can escape but UTF-8 cannot hold (a lone surrogate) is not echoed: the
+    # reply naming it could not be sent.
+    lone = refused(b'{"schema": 1, "request_id": "\\ud800", "app": 3}')
+    assert lone.ref is None
+    assert p.ErrorReply(ref=lone.ref, topic=p.requests_topic("edge-0"), reason=lone.reason)
 
 
 def test_every_message_kind_validates_its_own_fields() -> None:
