@@ -30,8 +30,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--broker", metavar="URL",
                     help="mqtt://host:port or mqtts://...; default: found with zeroconf")
     ap.add_argument("--policy", metavar="NAME|learned|learned:DIR",
-                    help="a heuristic (default: power-aware), `learned` for the shipped policy "
-                    "or `learned:DIR` for an exported one (DIR/policy.npz + policy.json)")
+                    help="`learned` (default: the shipped policy trained for this site's "
+                    "platform), `learned:DIR` for an exported one (DIR/policy.npz + "
+                    "policy.json) or a heuristic, e.g. power-aware")
     ap.add_argument("--backend", choices=["sim"], help="what the agent controls (default: sim)")
     ap.add_argument("--scenario", help="sim backend: scenario name or YAML path")
     ap.add_argument("--site-index", type=int, help="sim backend: the scenario's site index")

@@ -27,10 +27,11 @@ class EdgeConfig(BaseModel):
     mqtt: MqttOptions = Field(default_factory=MqttOptions)
     client_id: str | None = Field(default=None, description="default: hierarchy-edge-{site}")
     policy: str = Field(
-        default="power-aware", min_length=1, max_length=4096,
-        description="a heuristic of the registry (power-aware, first-fit, ...), `learned` (the "
-        "shipped policy, models/default) or `learned:DIR` (an exported policy: DIR/policy.npz "
-        "+ DIR/policy.json, run with NumPy)")
+        default="learned", min_length=1, max_length=4096,
+        description="`learned` (the default: the shipped policy trained for this site's "
+        "platform, models/*; refused where none fits), `learned:DIR` (an exported policy: "
+        "DIR/policy.npz + DIR/policy.json, run with NumPy) or a heuristic of the registry "
+        "(power-aware, first-fit, ...)")
     seed: int = Field(default=0, description="seed of the policy's random tie-breaking")
     backend: Literal["sim"] = Field(default="sim", description="what the agent controls")
     scenario: str = Field(default="default", description="sim backend: scenario name or path")

@@ -25,8 +25,13 @@ from hierarchy.locations import LocationBook
 from hierarchy.observation import EdgeView
 from hierarchy.policies.base import Policy, PolicyContext
 from hierarchy.policies.heuristics import request_size_level
-from hierarchy.policies.learned import DEFAULT_POLICY_DIR, LEARNED_PREFIX, load_learned_policy
-from hierarchy.policies.policy_file import META_FILE, PolicyFileError
+from hierarchy.policies.learned import (
+    LEARNED_PREFIX,
+    SHIPPED_POLICIES_DIR,
+    load_learned_policy,
+    load_shipped_policy,
+)
+from hierarchy.policies.policy_file import PolicyFileError
 from hierarchy.policies.registry import UnknownPolicyError, make_policy
 from hierarchy.protocol import CLOUD_LOCATION, Request
 
@@ -50,18 +55,14 @@ def load_policy(spec: str, ctx: PolicyContext) -> Policy:
             raise UnknownPolicyError(f"{exc}, learned (the shipped policy), learned:DIR"
                                      ) from None
     if spec == LEARNED:
-        path = DEFAULT_POLICY_DIR
-        if not (path / META_FILE).is_file():
-            raise PolicyFileError(
-                "policy 'learned': no shipped policy in models/default yet; train one "
-                "(hierarchy train) and give it as learned:DIR, or use a heuristic")
-    else:
-        raw = spec[len(LEARNED_PREFIX):].strip()
-        if not raw:
-            raise PolicyFileError("policy 'learned:': give the policy directory after the colon")
-        path = Path(raw).expanduser()
-        if not path.exists():
-            raise PolicyFileError(f"{path}: no such policy directory or file")
+        # The shipped policy trained for this site's platform (refused where none is).
+        return load_shipped_policy(ctx, SHIPPED_POLICIES_DIR)
+    raw = spec[len(LEARNED_PREFIX):].strip()
+    if not raw:
+        raise PolicyFileError("policy 'learned:': give the policy directory after the colon")
+    path = Path(raw).expanduser()
+    if not path.exists():
+        raise PolicyFileError(f"{path}: no such policy directory or file")
     # Refuses missing, tampered or malformed files and weights that do not fit the platform.
     return load_learned_policy(path, ctx)
 

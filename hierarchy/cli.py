@@ -142,8 +142,9 @@ def _add_demo_parser(sub: Any) -> None:
                       help="send R requests per second in all instead of the scenario's rate")
     demo.add_argument("--http", default=None, metavar="HOST:PORT",
                       help="the cloud agent's REST address (default: a free port on 127.0.0.1)")
-    demo.add_argument("--policy", default="power-aware", metavar="NAME",
-                      help="the edge agents' policy (default: power-aware)")
+    demo.add_argument("--policy", default="learned", metavar="NAME",
+                      help="the edge agents' policy (default: learned, the shipped policy "
+                      "trained for the scenario's platform; or learned:DIR, or a heuristic)")
     demo.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
 
 

@@ -53,7 +53,7 @@ class DemoOptions:
     speed: float = 600.0  # simulated seconds per real second (arrivals and lifetimes)
     rate_rps: float | None = None  # requests per second in all; None: the scenario's rate
     http: str | None = None  # HOST:PORT of the cloud's REST API; None: a free loopback port
-    policy: str = "power-aware"  # the edge agents' policy
+    policy: str = "learned"  # the edge agents' policy (the shipped one for the platform)
     seed: int = 0  # seed of the workload source
     drain_s: float = 5.0  # after sending: wait this long at most for the last decisions
     progress: bool | None = None  # live progress line; None: when the output is a terminal

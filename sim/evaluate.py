@@ -19,9 +19,9 @@ from scipy import stats
 
 from hierarchy.policies.base import Policy, PolicyContext
 from hierarchy.policies.learned import (
-    DEFAULT_POLICY_DIR,
     LEARNED_PREFIX,
     load_learned_policy,
+    load_shipped_policy,
 )
 from hierarchy.policies.policy_file import PolicyFileError
 from hierarchy.policies.registry import POLICY_NAMES, UnknownPolicyError, make_policy
@@ -111,14 +111,15 @@ def heuristic_factory(name: str) -> PolicyFactory:
 
 
 def learned_factory(name: str, scenario: Scenario) -> PolicyFactory:
-    """`learned:PATH` (or `learned`: the shipped models/default) as a factory; the policy
-    file is read and checked against the scenario now, so a bad one fails before any run.
-    A learned policy keeps no state between decisions, so every episode uses the one loaded."""
-    path = name[len(LEARNED_PREFIX):] if name.startswith(LEARNED_PREFIX) else DEFAULT_POLICY_DIR
+    """`learned:PATH` (or `learned`: the shipped policy trained for the scenario's platform,
+    models/default on `default`) as a factory; the policy file is read and checked against
+    the scenario now, so a bad one fails before any run. A learned policy keeps no state
+    between decisions, so every episode uses the one loaded."""
     probe = BatchedCore(scenario, batch_size=1, seed=0, record_metrics=False)
+    ctx = PolicyContext(probe.edge_encoder, probe.cloud_encoder)
     try:
-        policy = load_learned_policy(path, PolicyContext(probe.edge_encoder,
-                                                         probe.cloud_encoder))
+        policy = (load_learned_policy(name[len(LEARNED_PREFIX):], ctx)
+                  if name.startswith(LEARNED_PREFIX) else load_shipped_policy(ctx))
     except PolicyFileError as exc:
         raise EvaluationError(f"{name}: {exc}") from None
 

@@ -51,6 +51,10 @@ class Agents:
 
     def edge(self, site: str = "edge-0", budget_w: float | None = None,
              **config: object) -> EdgeAgent:
+        # The heuristic, not the agent's default (the shipped learned policy): these tests
+        # need decisions they can predict (sized at the request, offloaded when the site is
+        # full); the learned default runs in test_edge_learned.py and test_demo.py.
+        config.setdefault("policy", "power-aware")
         cfg = EdgeConfig(site=site, broker=self.broker.url, scenario=SCENARIO,
                          store=self.tmp_path / f"{site}.sqlite3", telemetry_interval_s=0.1,
                          **config)  # type: ignore[arg-type]

@@ -247,15 +247,36 @@ def test_a_policy_that_cannot_be_used_stops_the_agent_with_one_line(
     assert not (tmp_path / "edge.sqlite3").exists()  # refused before anything was opened
 
 
-def test_learned_alone_means_the_shipped_policy(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_learned_alone_means_the_shipped_policy_for_the_platform(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ctx = context()
-    monkeypatch.setattr(decide_module, "DEFAULT_POLICY_DIR", tmp_path / "models" / "default")
-    with pytest.raises(PolicyFileError, match="no shipped policy in models/default"):
+    models = tmp_path / "models"
+    monkeypatch.setattr(decide_module, "SHIPPED_POLICIES_DIR", models)
+    with pytest.raises(PolicyFileError, match="no shipped policy in models/"):
         load_policy("learned", ctx)
-    numpy_policy(tmp_path / "models" / "default", ctx.edge_encoder)
+    # One shipped policy, for another platform shape (default's sites): refused, and the
+    # error says what the shipped ones were trained on and what to do instead.
+    default_site = SimSiteBackend("default", SITE)
+    numpy_policy(models / "default", default_site.encoder)
+    with pytest.raises(PolicyFileError, match=r"no shipped policy fits this site's platform"
+                       r".*shipped: default.*learned:DIR.*heuristic"):
+        load_policy("learned", ctx)
+    # A second one, for this platform: `learned` finds it.
+    numpy_policy(models / "small", ctx.edge_encoder)
     policy = load_policy("learned", ctx)
-    meta = json.loads((tmp_path / "models" / "default" / "policy.json").read_text())
+    meta = json.loads((models / "small" / "policy.json").read_text())
     assert (policy.name, policy.version) == ("learned:hand-made", meta["weights_sha256"][:12])
-    # The default stays the heuristic.
-    assert EdgeConfig(site=SITE).policy == "power-aware"
+    # On default's platform the same word is the other one.
+    on_default = load_policy("learned", PolicyContext(default_site.encoder,
+                                                      default_site.cloud_encoder))
+    default_meta = json.loads((models / "default" / "policy.json").read_text())
+    assert on_default.version == default_meta["weights_sha256"][:12] != policy.version
+    # The agent's default is the shipped learned policy.
+    assert EdgeConfig(site=SITE).policy == "learned"
+
+
+def test_the_repository_ships_a_policy_for_default_and_for_small() -> None:
+    for scenario in ("default", "trace-default", "small"):
+        site = SimSiteBackend(scenario, SITE)
+        policy = load_policy("learned", PolicyContext(site.encoder, site.cloud_encoder))
+        assert policy.name.startswith("learned:"), (scenario, policy.name)

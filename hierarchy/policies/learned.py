@@ -9,6 +9,7 @@ policy was trained with the heuristic cloud level, its cloud decider is that rul
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,10 @@ from hierarchy.policies.policy_file import (
 )
 
 LEARNED_PREFIX = "learned:"
-# The policy shipped in the repository, used wherever a learned policy is wanted by default.
-DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
+# The policies shipped in the repository, one directory each, used wherever a learned policy
+# is wanted by default: `learned` alone is the one of them trained for the platform at hand.
+SHIPPED_POLICIES_DIR = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_POLICY_DIR = SHIPPED_POLICIES_DIR / "default"  # the `default` platform's
 
 
 def _mlp(x: np.ndarray, weights: list[tuple[np.ndarray, np.ndarray]], activation,  # noqa: ANN001
@@ -197,6 +200,46 @@ def load_learned_policy(path: Path | str, ctx: PolicyContext) -> Policy:
         # policy.json is not covered by the weights' hash: a hand-edited one can be anything.
         raise PolicyFileError(f"{pf.path}: malformed policy metadata "
                               f"({type(exc).__name__}: {exc})") from None
+
+
+def shipped_policy_dirs(models_dir: Path = SHIPPED_POLICIES_DIR) -> list[Path]:
+    """The shipped policies' directories: `default` first, then the others by name."""
+    if not models_dir.is_dir():
+        return []
+    found = sorted(d for d in models_dir.iterdir() if (d / "policy.json").is_file())
+    return sorted(found, key=lambda d: d.name != "default")
+
+
+def load_shipped_policy(ctx: PolicyContext, models_dir: Path = SHIPPED_POLICIES_DIR
+                        ) -> Policy:
+    """The shipped policy trained for the platform of `ctx`: the first of `models_dir`'s
+    policies whose observation spec and action layout fit it. A policy fits one platform
+    shape (a site's node slots, the scenario's size levels, ...): where none fits, the error
+    says which platforms the shipped ones were trained on and what to do instead."""
+    dirs = shipped_policy_dirs(models_dir)
+    if not dirs:
+        raise PolicyFileError(
+            f"policy 'learned': no shipped policy in {models_dir.name}/; train one "
+            "(hierarchy train) and give it as learned:DIR, or use a heuristic")
+    trained_on = []
+    for d in dirs:
+        try:
+            return load_learned_policy(d, ctx)
+        except PolicyFileError:
+            trained_on.append(f"{d.name} (scenario {_scenario_of(d)})")
+    raise PolicyFileError(
+        "policy 'learned': no shipped policy fits this site's platform (its observation "
+        f"spec {ctx.edge_encoder.spec.hash[:12]}, {ctx.edge_encoder.layout.n} actions); "
+        f"shipped: {', '.join(trained_on)}; train one on this scenario (hierarchy train) "
+        "and give it as learned:DIR, or use a heuristic (e.g. power-aware)")
+
+
+def _scenario_of(policy_dir: Path) -> str:
+    try:
+        meta = json.loads((policy_dir / "policy.json").read_text())
+        return str(meta.get("scenario", "?"))[:60]
+    except (OSError, ValueError, AttributeError):
+        return "unreadable metadata"
 
 
 def _policy_from_file(pf: PolicyFile, ctx: PolicyContext) -> Policy:
