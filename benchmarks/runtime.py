@@ -13,8 +13,11 @@ Measures, in one run, on loopback only (an embedded Mosquitto, `hierarchy.broker
 2. the broker's own QoS 1 round trip: one client (the agents' `MqttTransport`: same paho
    settings, TCP_NODELAY) publishes to a topic it subscribes to, one message at a time;
 3. end-to-end request -> decision latency through the broker, one request at a time, with
-   the edge agent in its own process (`edge-agent`), and its ratio to (2); with the CPU time
-   the agent's process used per request meanwhile (Linux: from /proc);
+   the edge agent in its own process (`edge-agent`, started with its defaults and any
+   `--agent-arg`), and its ratio to (2); with the CPU time the agent's process used per
+   request meanwhile (Linux: from /proc). (2) and (3) are interleaved, one ping then one
+   request (then the other way round), with the same client while the agent runs, so the
+   ratio compares them under the same conditions;
 4. sustained decisions per second of that one edge agent: the load generator publishes at a
    fixed rate for a few seconds per step, rates increasing; a rate is sustained when the
    decisions keep up (>= 97% decided within the step, the rest within 1 s after it).
@@ -35,6 +38,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +67,7 @@ def pct(values: list[float]) -> tuple[float, float]:
 # --- 1. in process ---------------------------------------------------------------------------
 
 
-def bench_in_process(tmp: Path, n: int) -> dict[str, float]:
+def bench_in_process(tmp: Path, n: int) -> dict[str, Any]:
     agent = EdgeAgent(EdgeConfig(site=SITE, broker="mqtt://127.0.0.1:1", scenario=SCENARIO,
                                  speed=1000.0, store=tmp / "inproc.sqlite3"))
     topic = p.requests_topic(SITE)
@@ -101,6 +105,7 @@ def bench_in_process(tmp: Path, n: int) -> dict[str, float]:
             agent.backend.advance()
         single_cpu_us = (time.process_time() - c0) * 1e6 / n
         counts = dict(agent.counts)
+        policy_label = agent.decider.policy_label
         # The decision alone: view -> encoder, mask -> policy -> guard -> place, no SQLite.
         decide: list[float] = []
         for i in range(n + 200):
@@ -125,7 +130,8 @@ def bench_in_process(tmp: Path, n: int) -> dict[str, float]:
     b50, b99 = pct(batched)
     return {"p50_us": p50, "p99_us": p99, "decide_p50_us": d50, "decide_p99_us": d99,
             "batched_p50_us": b50, "batched_p99_us": b99, "cpu_us": single_cpu_us,
-            "batched_cpu_us": batched_cpu_us, "n": float(n), "placed": float(counts["placed"])}
+            "batched_cpu_us": batched_cpu_us, "n": float(n), "placed": float(counts["placed"]),
+            "policy": policy_label}
 
 
 # --- MQTT helpers ----------------------------------------------------------------------------
@@ -178,33 +184,20 @@ class Client:
         self.transport.stop()
 
 
-# --- 2. broker round trip --------------------------------------------------------------------
-
-
-def bench_broker_rtt(url: str, n: int) -> dict[str, float]:
-    client = Client(url, [])
-    try:
-        times = []
-        for i in range(n + 100):
-            key = f"ping-{i}"
-            t0 = time.perf_counter()
-            client.transport.publish(client.marker, key.encode(), qos=1)
-            t1 = client.wait_for(key, 5.0)
-            if i >= 100:
-                times.append((t1 - t0) * 1e3)
-    finally:
-        client.close()
-    p50, p99 = pct(times)
-    return {"p50_ms": p50, "p99_ms": p99, "n": float(n)}
-
-
 # --- 3 and 4. through the edge agent ---------------------------------------------------------
+
+
+AGENT_ARGS: list[str] = []  # --agent-arg: options the agent is started with
+
+
+def agent_args_note() -> str:
+    return f"; over MQTT with {' '.join(AGENT_ARGS)}" if AGENT_ARGS else ""
 
 
 def start_agent(url: str, tmp: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "edge_agent", "--site", SITE, "--broker", url,
            "--scenario", SCENARIO, "--speed", "1000", "--store", str(tmp / "agent.sqlite3"),
-           "--log-level", "WARNING"]
+           "--log-level", "WARNING", *AGENT_ARGS]
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
 
 
@@ -232,24 +225,43 @@ def process_cpu_s(pid: int) -> float | None:
         return None
 
 
-def bench_end_to_end(client: Client, n: int, agent_pid: int) -> dict[str, float]:
+def bench_through_broker(client: Client, n: int, agent_pid: int) -> dict[str, float]:
+    """(2) and (3) interleaved: a ping through the broker and a request to the agent, one at a
+    time, in alternating order, so both see the machine in the same state (on a shared
+    machine the broker's round trip drifts by several times within minutes)."""
     topic = p.requests_topic(SITE)
-    times = []
-    cpu0 = process_cpu_s(agent_pid)
-    for i in range(n + 100):
-        rid = f"e2e-{i}"
+    rtt, e2e = [], []
+
+    def ping(key: str) -> float:
+        t0 = time.perf_counter()
+        client.transport.publish(client.marker, key.encode(), qos=1)
+        return (client.wait_for(key, 5.0) - t0) * 1e3
+
+    def ask(rid: str) -> float:
         t0 = time.perf_counter()
         client.transport.publish(topic, request(rid).to_bytes(), qos=1)
-        t1 = client.wait_for(rid, 10.0)
-        if i >= 100:
-            times.append((t1 - t0) * 1e3)
+        return (client.wait_for(rid, 10.0) - t0) * 1e3
+
+    for i in range(100):  # warm-up
+        ping(f"warm-{i}")
+        ask(f"warm-e2e-{i}")
+    cpu0 = process_cpu_s(agent_pid)
+    for i in range(n):
+        if i % 2:
+            rtt.append(ping(f"ping-{i}"))
+            e2e.append(ask(f"e2e-{i}"))
+        else:
+            e2e.append(ask(f"e2e-{i}"))
+            rtt.append(ping(f"ping-{i}"))
     cpu1 = process_cpu_s(agent_pid)
-    p50, p99 = pct(times)
-    # The agent's CPU per request when each one finds it asleep (cold caches), all its
-    # threads and its wake-ups for the broker's acks included.
-    agent_cpu_us = (cpu1 - cpu0) * 1e6 / (n + 100) if cpu0 is not None and cpu1 is not None \
+    rtt_p50, rtt_p99 = pct(rtt)
+    e2e_p50, e2e_p99 = pct(e2e)
+    # The agent's CPU per request, all its threads, its wake-ups for the broker's acks and
+    # its busy polling after each request included.
+    agent_cpu_us = (cpu1 - cpu0) * 1e6 / n if cpu0 is not None and cpu1 is not None \
         else float("nan")
-    return {"p50_ms": p50, "p99_ms": p99, "n": float(n), "agent_cpu_us": agent_cpu_us}
+    return {"rtt_p50_ms": rtt_p50, "rtt_p99_ms": rtt_p99, "p50_ms": e2e_p50,
+            "p99_ms": e2e_p99, "n": float(n), "agent_cpu_us": agent_cpu_us}
 
 
 class LoadGenerator:
@@ -317,7 +329,11 @@ class LoadGenerator:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer samples, shorter steps")
+    ap.add_argument("--agent-arg", action="append", default=[], metavar="ARG",
+                    help="an option for the edge agent, e.g. --agent-arg=--busy-poll=0 "
+                    "(repeatable)")
     args = ap.parse_args(argv)
+    AGENT_ARGS[:] = args.agent_arg
     n_in, n_rtt, step_s = (2000, 500, 1.5) if args.quick else (5000, 2000, 3.0)
     rates = [500, 1000, 2000, 3000, 4000, 6000]
     print(f"runtime benchmark on {os.cpu_count()} CPU(s): broker, load generator and edge "
@@ -325,20 +341,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="hierarchy-bench-") as tmpdir:
         tmp = Path(tmpdir)
         inproc = bench_in_process(tmp, n_in)
+        print(f"  edge agent policy: {inproc['policy']} (its default{agent_args_note()})",
+              flush=True)
         print(f"  in-process: {inproc['decide_p50_us']:.0f} / {inproc['decide_p99_us']:.0f} us "
               f"(decision), {inproc['p50_us']:.0f} / {inproc['p99_us']:.0f} us (handler), "
               f"{inproc['batched_p50_us']:.0f} / {inproc['batched_p99_us']:.0f} us (handler, "
               "batches of 64)", flush=True)
         with EmbeddedBroker(tmp) as broker:
-            rtt = bench_broker_rtt(broker.url, n_rtt)
-            print(f"  broker RTT: {rtt['p50_ms']:.3f} / {rtt['p99_ms']:.3f} ms", flush=True)
             agent = start_agent(broker.url, tmp)
             client = Client(broker.url, [p.decisions_topic(SITE)])
             load: LoadGenerator | None = None
             try:
                 wait_agent_serving(client)
-                e2e = bench_end_to_end(client, n_rtt, agent.pid)
-                print(f"  end to end: {e2e['p50_ms']:.3f} / {e2e['p99_ms']:.3f} ms", flush=True)
+                e2e = bench_through_broker(client, n_rtt, agent.pid)
+                print(f"  broker RTT: {e2e['rtt_p50_ms']:.3f} / {e2e['rtt_p99_ms']:.3f} ms; "
+                      f"end to end: {e2e['p50_ms']:.3f} / {e2e['p99_ms']:.3f} ms", flush=True)
                 client.close()  # the load generator alone from here on
                 load = LoadGenerator(broker.url)
                 steps = []
@@ -367,12 +384,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{inproc['p50_us']:.0f} us | {inproc['p99_us']:.0f} us |")
     print(f"| the same, 64 requests per commit (group commit), per request | "
           f"{inproc['batched_p50_us']:.0f} us | {inproc['batched_p99_us']:.0f} us |")
-    print(f"| broker QoS 1 round trip (same client), n={n_rtt} | {rtt['p50_ms']:.3f} ms | "
-          f"{rtt['p99_ms']:.3f} ms |")
+    print(f"| broker QoS 1 round trip (same client, interleaved with the next), n={n_rtt} | "
+          f"{e2e['rtt_p50_ms']:.3f} ms | {e2e['rtt_p99_ms']:.3f} ms |")
     print(f"| request -> decision through the broker, n={n_rtt} | {e2e['p50_ms']:.3f} ms | "
           f"{e2e['p99_ms']:.3f} ms |")
-    print(f"| end to end / broker round trip | {e2e['p50_ms'] / rtt['p50_ms']:.1f}x | "
-          f"{e2e['p99_ms'] / rtt['p99_ms']:.1f}x |")
+    print(f"| end to end / broker round trip | {e2e['p50_ms'] / e2e['rtt_p50_ms']:.1f}x | "
+          f"{e2e['p99_ms'] / e2e['rtt_p99_ms']:.1f}x |")
     print()
     print(f"CPU time per request in process: {inproc['cpu_us']:.0f} us with a commit each, "
           f"{inproc['batched_cpu_us']:.0f} us with 64 per commit; the edge agent's process, "

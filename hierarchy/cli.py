@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "policy that applies to the scenario; offline-optimal applies only where "
                     "it can be solved (small platforms, --horizon-s 1200 or less). "
                     f"Policies: {', '.join(POLICY_NAMES)}, offline-optimal, and learned "
-                    "policies: learned (the shipped models/default) or learned:DIR (a "
-                    "directory written by `hierarchy train`)")
+                    "policies: learned (the shipped policy trained for the scenario's platform: "
+                    "models/default or models/small) or learned:DIR (a directory written by "
+                    "`hierarchy train`)")
     ev.add_argument("--episodes", type=_positive_int, default=3, metavar="N",
                     help="episodes (seeds) per policy (default: 3)")
     ev.add_argument("--seed", type=int, default=0, metavar="S",
