@@ -284,6 +284,11 @@ class Sizing(_Strict):
     startup_s: float = Field(ge=0, description="container start-up time, s")
     oom_restart_s: float = Field(ge=0, description="time lost to an OOM restart, s")
     sleep_after_s: float = Field(ge=0, description="an empty node sleeps after this long")
+    migrate_after_s: float = Field(
+        default=0.0, ge=0,
+        description="move, once, an app that has violated its SLO this long without a break "
+        "while a container of it runs on a node slower than the reference core: its home "
+        "site decides its containers again (0: never; sim/migration.py)")
     predicted_size_margin: float | None = Field(
         default=None, ge=0,
         description="adds one size level after size_levels: the service's predicted p95 x "

@@ -55,6 +55,10 @@ class SimState:
     # (response - SLO) / SLO of a serving app at the last tick, > 0 while it violates its SLO
     # (capped as the latency term is); 0 otherwise. Read by training's shaping only.
     a_over_slo: np.ndarray
+    # how long the app has violated its SLO without a break, s; times it was moved
+    # (sizing.migrate_after_s, sim/migration.py)
+    a_violating_s: np.ndarray
+    a_moves: np.ndarray
     # what has been observed of each (service, container position): (B, C, K, N_STATS)
     svc_stats: np.ndarray
     # containers (B, A, K)
@@ -101,6 +105,7 @@ class SimState:
     placed_by_cloud_at_edge: np.ndarray
     invalid_actions: np.ndarray
     oom_restarts: np.ndarray
+    migrations: np.ndarray  # apps moved off a slow node (their containers count again above)
     # metrics accumulated over the episode (B, ...)
     wan_bytes: np.ndarray
     requests: np.ndarray

@@ -18,6 +18,7 @@ import numpy as np
 
 from sim.arrivals import admit_arrivals
 from sim.kernel import clock_kernel, tick_kernel
+from sim.migration import migrate_violators
 from sim.state import RESPONSE_BINS
 
 if TYPE_CHECKING:
@@ -66,6 +67,12 @@ def advance_time(core: BatchedCore, advanced: np.ndarray, terms: np.ndarray) -> 
         sc.network.user_bytes_per_request, sc.workload.apps.data_bytes_per_request,
         core.record_metrics,
     )
+    if sc.sizing.migrate_after_s > 0.0:
+        migrate_violators(
+            advanced, dt, sc.sizing.migrate_after_s, st.a_active, st.a_over_slo,
+            st.a_violating_s, st.a_moves, st.a_home, st.a_size, st.a_next_k, st.c_status,
+            st.c_node, st.c_loc, st.c_alloc_cpu, st.c_alloc_mem, st.node_alloc_cpu,
+            st.node_alloc_mem, topo.node_speed, st.sq, st.sq_head, st.sq_len, st.migrations)
     if core.keep_tick_load:
         # The apps' load states as this tick used them: admission below reuses the slots
         # of apps that just left (the offline recorder reads them here).

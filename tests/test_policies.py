@@ -189,6 +189,28 @@ def test_power_aware_adds_the_fewest_watts_within_budget() -> None:
     assert placed_on("power-aware", full_pi) == 1
 
 
+def test_power_aware_resize_slo_keeps_off_slow_nodes_what_missed_its_slo_there() -> None:
+    types = (N100, N100, PI5)
+    base = edge_view(types, asleep=[True, False, False], used_cpu=[0.0, 1.0, 1.0])
+    slow_pi = replace(base, node_speed=np.array([1.0, 1.0, 0.7]))
+
+    def node_of(view: EdgeView) -> int:
+        kind, node, _, _ = decide("power-aware-resize-slo", view)
+        assert kind == EDGE_PLACE
+        return node
+
+    # Never observed, or observed within its SLO on the Pi: power-aware's choice, the Pi.
+    assert node_of(slow_pi) == 2
+    within = replace(slow_pi, svc_response=np.array([3.0, 0.8, 0.0, 0.0]))
+    assert node_of(within) == 2
+    # Seen above its SLO on a slow node: the cheapest fast node (the awake N100).
+    missed = replace(slow_pi, svc_response=np.array([2.0, 1.4, 0.0, 0.0]))
+    assert node_of(missed) == 1
+    # No fast node fits: the Pi after all, never an offload while a node fits.
+    full = replace(missed, node_alloc_cpu=np.array([3.9, 3.9, 0.0]))
+    assert node_of(full) == 2
+
+
 def test_dependency_aware_goes_to_the_node_with_most_peers() -> None:
     view = edge_view(peers=[0, 1, 2, 0], peers_here=3, alloc_cpu=[0.0, 0.0, 3.0, 0.0])
     assert placed_on("dependency-aware", view) == 2

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hierarchy.features.online import SLOW_SPEED
 from hierarchy.observation import EdgeEncoder, EdgeView, power_delta_w
 from hierarchy.policies import kube_scores
 
@@ -225,6 +226,32 @@ class PowerAwareResizeRule(PowerAwareRule):
         self.size = int(np.argmin(encoder.size_levels))
 
 
+class PowerAwareResizeSloRule(PowerAwareResizeRule):
+    """power-aware-resize that keeps off slow nodes the services seen to miss their SLO there:
+    where the pending container's service has been observed with a container on a node
+    slower than the reference core (a Raspberry Pi) and its mean response / SLO there is
+    above 1, only fast nodes are allowed (power-aware among them; all nodes when no fast one
+    fits). It reads the same response statistics `observation.response_features` gives a
+    learned policy (the simulator keeps them; a gateway keeps none yet, and there the rule is
+    power-aware-resize), and it is what a heuristic does with `sizing.migrate_after_s`: an
+    app moved off a Pi goes to a fast node, its own violations being the evidence."""
+
+    name = "power-aware-resize-slo"
+
+    def score(self, view: EdgeView, allowed: np.ndarray) -> np.ndarray:
+        score = super().score(view, allowed)
+        if view.svc_response is None:
+            return score
+        response = np.asarray(view.svc_response)
+        missed_on_slow = (response[..., 0] > 0) & (response[..., 1] > 1.0)
+        fast = np.asarray(view.node_speed) >= SLOW_SPEED
+        fast_allowed = allowed & fast
+        prefer_fast = missed_on_slow & fast_allowed.any(axis=-1)
+        # A slow node still allowed scores below every fast one (scores are -watts, far
+        # above -1 MW): chosen only when no fast node fits.
+        return np.where(prefer_fast[..., None] & ~fast, score - 1e6, score)
+
+
 def added_power_w(view: EdgeView, cpu: np.ndarray) -> np.ndarray:
     """(..., M) watts added on each node by `cpu` (...) cores, rounded to 1 uW for ties."""
     delta = power_delta_w(
@@ -303,6 +330,6 @@ EDGE_RULES: dict[str, type[EdgeRule]] = {
     for rule in (
         RandomRule, RoundRobinRule, FirstFitRule, MostAllocatedRule, K8sDefaultRule,
         TargetLoadPackingRule, PowerAwareRule, PowerAwareRightSizedRule, PowerAwareResizeRule,
-        DependencyAwareRule, EdgeOnlyRule, CloudOnlyRule,
+        PowerAwareResizeSloRule, DependencyAwareRule, EdgeOnlyRule, CloudOnlyRule,
     )
 }

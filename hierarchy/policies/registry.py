@@ -10,7 +10,8 @@ from hierarchy.policies.heuristics import EDGE_RULES, STATIC_HEADROOM
 POLICY_NAMES: tuple[str, ...] = tuple(EDGE_RULES)
 # The ones given the learned policy's sizing levers (a predicted size, dynamic resizing); the
 # others size at request with resizing off, as the offline optimum's program does too.
-SIZING_POLICY_NAMES: tuple[str, ...] = ("power-aware-rightsized", "power-aware-resize")
+SIZING_POLICY_NAMES: tuple[str, ...] = (
+    "power-aware-rightsized", "power-aware-resize", "power-aware-resize-slo")
 STANDARD_POLICY_NAMES: tuple[str, ...] = tuple(
     n for n in POLICY_NAMES if n not in SIZING_POLICY_NAMES)
 
