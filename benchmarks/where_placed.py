@@ -57,6 +57,7 @@ def profile(scenario, factory, seed: int, big_w: float) -> dict[str, float]:  # 
             break
     return {"cost": cost, "placed_big": placed_big, "placed_small": placed_small,
             "awake_big": float(np.mean(awake_big)), "awake_small": float(np.mean(awake_small)),
+            "moved": float(core.st.migrations[0]),  # sizing.migrate_after_s
             **dict(zip(TERM_NAMES, map(float, terms), strict=True))}
 
 
@@ -77,8 +78,8 @@ def main() -> None:
     print(f"\n{sc.name}, seeds {args.seeds}: placements summed, awake nodes and cost terms "
           "averaged over the seeds\n")
     print("| policy | cost | placed on big | placed on small | awake big | awake small | "
-          "energy kWh | latency over SLO | violation app-h |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "energy kWh | latency over SLO | violation app-h | apps moved |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in names:
         rows = [profile(sc, factories[name], s, args.big_w) for s in seeds]
         mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
@@ -88,7 +89,7 @@ def main() -> None:
         print(f"| {name} | {mean['cost']:.3f} | {total_big} ({share:.0%}) | {total_small} | "
               f"{mean['awake_big']:.1f} | {mean['awake_small']:.1f} | "
               f"{mean['energy_kwh']:.3f} | {mean['latency_over_slo']:.2f} | "
-              f"{mean['violation_app_h']:.2f} |")
+              f"{mean['violation_app_h']:.2f} | {mean['moved']:.1f} |")
 
 
 if __name__ == "__main__":
