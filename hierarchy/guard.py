@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hierarchy.features.online import SLOW_SPEED
 from hierarchy.jit import compiled
 
 EPS_FIT = 1e-9  # relative slack when comparing allocations with capacities
@@ -60,3 +61,29 @@ def placement_fits_at(exists: bool, cores: float, mem_gib: float, alloc_cpu: flo
         return False
     delta = power_delta_at(asleep, used_cpu, cores, idle_w, max_w, sleep_w, curve, linear, cpu)
     return site_power_w + delta <= site_budget_w
+
+
+def slo_guard(mask: np.ndarray, response: np.ndarray, node_speed: np.ndarray, nodes: int,
+              sizes: int) -> None:
+    """Edit edge masks (P, A) in place: a pending container whose service was seen above its
+    SLO with a container on a slow node (`response` (P, 4), the rows of
+    hierarchy.features.online.response_of_row) may not go to a slow node (`node_speed` (P,
+    M) below SLOW_SPEED) while some fast node can take it; where none can, nothing changes
+    (a slow node or an offload, as the rest of the mask allows). The rule of the
+    power-aware-resize-slo baseline, as a mask a learned policy decides within."""
+    missed = (response[:, 0] > 0) & (response[:, 1] > 1.0)
+    if not missed.any():
+        return
+    p = mask.shape[0]
+    # Action layout (hierarchy.actions): 0 no-op, then per knob level one action per (node,
+    # size level) and the offload.
+    knobs = (mask.shape[1] - 1) // (nodes * sizes + 1)
+    blocks = mask[:, 1:].reshape(p, knobs, nodes * sizes + 1)
+    place = blocks[:, :, :-1].reshape(p, knobs, nodes, sizes) == 1
+    slow = np.broadcast_to((node_speed < SLOW_SPEED)[:, None, :, None], place.shape)
+    fast_fits = (place & ~slow).any(axis=(1, 2, 3))
+    keep_off = np.zeros(blocks.shape, dtype=bool)
+    keep_off[:, :, :-1] = ((missed & fast_fits)[:, None, None, None] & slow).reshape(
+        p, knobs, nodes * sizes)
+    actions = mask[:, 1:]  # a view: the assignment edits `mask`
+    actions[keep_off.reshape(p, -1)] = 0

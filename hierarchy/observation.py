@@ -28,6 +28,7 @@ from hierarchy.encoding import (
 )
 from hierarchy.features.classes import CLASS_NAMES
 from hierarchy.features.online import MIN_SAMPLES, RESPONSE_RATIO_CAP
+from hierarchy.guard import slo_guard
 
 if TYPE_CHECKING:
     from hierarchy.scenario import Scenario
@@ -72,6 +73,9 @@ class Feature:
 @dataclass(frozen=True)
 class ObsSpec:
     features: tuple[Feature, ...]
+    # Rules that edit the action mask beyond capacity and power (a policy trained with one
+    # decided within it): part of the hash when there are any.
+    mask_rules: tuple[str, ...] = ()
 
     @property
     def dim(self) -> int:
@@ -88,7 +92,10 @@ class ObsSpec:
     @property
     def hash(self) -> str:
         features = [(f.name, f.low, f.high) for f in self.features]
-        payload = json.dumps({"version": OBS_SPEC_VERSION, "features": features})
+        spec: dict[str, object] = {"version": OBS_SPEC_VERSION, "features": features}
+        if self.mask_rules:
+            spec["mask_rules"] = list(self.mask_rules)
+        payload = json.dumps(spec)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -174,6 +181,7 @@ class EdgeEncoder:
     ref_mem_gib: float
     behaviour_features: bool = True
     response_features: bool = False
+    slo_guard: bool = False
     predicted_size_margin: float | None = None
     predicted_size_min_frac: float = 0.1
 
@@ -183,6 +191,7 @@ class EdgeEncoder:
         return {
             "behaviour_features": scenario.observation.behaviour_features,
             "response_features": scenario.observation.response_features,
+            "slo_guard": scenario.observation.slo_guard,
             "predicted_size_margin": scenario.sizing.predicted_size_margin,
             "predicted_size_min_frac": scenario.sizing.resize_min_frac,
         }
@@ -240,7 +249,7 @@ class EdgeEncoder:
             for name in EDGE_NODE_FEATURES:
                 high = 4.0 if name in ("cores_rel", "speed_rel") else 1.0
                 feats.append(_f(f"node{m}_{name}", 0, high))
-        return ObsSpec(tuple(feats))
+        return ObsSpec(tuple(feats), ("slo_guard",) if self.slo_guard else ())
 
     def placement_ok(self, v: EdgeView) -> np.ndarray:
         """(..., M, L) bool: node m at size level l fits its capacity and the power budget.
@@ -296,6 +305,8 @@ class EdgeEncoder:
             self.predicted_size_min_frac, low, high,
             obs, mask,
         )
+        if self.slo_guard:
+            slo_guard(mask, response, flat(v.node_speed, f8, m), self.nodes, self.sizes)
         return obs.reshape(*lead, -1), mask.reshape(*lead, -1)
 
 

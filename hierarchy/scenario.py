@@ -268,6 +268,12 @@ class ObservationConfig(_Strict):
         description="the pending container's app response against its SLO as observed of its "
         "service (on slow nodes, on fast nodes) in the edge observation",
     )
+    slo_guard: bool = Field(
+        default=False,
+        description="the edge mask keeps off slow nodes a container whose service was seen "
+        "above its SLO on a slow node, while a fast node can take it "
+        "(hierarchy.guard.slo_guard; part of the spec: a policy trained with it needs it)",
+    )
 
 
 class Sizing(_Strict):

@@ -12,7 +12,7 @@ import numpy as np
 
 from hierarchy.encoding import cloud_encode_flat, edge_encode_flat
 from hierarchy.features.online import predict_row, response_of_row
-from hierarchy.guard import placement_fits_at
+from hierarchy.guard import placement_fits_at, slo_guard
 from hierarchy.jit import compiled
 from hierarchy.observation import CloudView, EdgeView
 from sim.state import RUNNING
@@ -450,5 +450,9 @@ def observe_all(core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         buf.hour, buf.queue, buf.cloud_free, buf.power, buf.throttle, buf.knob, buf.asleep,
         buf.alloc_cpu, buf.alloc_mem, buf.used, edge_obs, edge_mask,
     )
+    if enc.slo_guard:
+        bs = core.B * core.S
+        slo_guard(edge_mask.reshape(bs, -1), buf.svc_response.reshape(bs, -1),
+                  sv.node_speed.reshape(bs, -1), enc.nodes, enc.sizes)
     cloud_obs, cloud_mask = observe_cloud_level(core)
     return edge_obs, edge_mask, cloud_obs, cloud_mask
