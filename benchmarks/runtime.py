@@ -194,6 +194,47 @@ def agent_args_note() -> str:
     return f"; over MQTT with {' '.join(AGENT_ARGS)}" if AGENT_ARGS else ""
 
 
+def echo_responder(url: str) -> None:
+    """(--floor) The least an agent can do, in this process until killed: the edge agent's
+    transport and loop shape (`MqttTransport.open`, `poll`, manual acks after the reply), no
+    validation, no decision, no SQLite; each request gets a fixed decision naming its id."""
+    topic = p.decisions_topic(SITE)
+    todo: list[Incoming] = []
+    transport = MqttTransport(BrokerConfig.from_url(url), client_id="bench-floor",
+                              on_message=todo.append, manual_ack=True,
+                              subscriptions=[(p.requests_topic(SITE), 1)])
+    transport.open()
+    while True:
+        transport.poll(0.0 if todo else 0.02)
+        with transport.corked():
+            for msg in todo:
+                rid = msg.payload.split(b'"request_id":"', 1)[1].split(b'"', 1)[0]
+                transport.publish(topic, b'{"schema":1,"request_id":"' + rid + b'"}', qos=1)
+                transport.ack(msg.mid, msg.qos)
+        todo.clear()
+
+
+def start_floor(url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, "--echo-responder", url],
+                            stdin=subprocess.DEVNULL)
+
+
+def measure_floor(url: str, n: int) -> dict[str, float]:
+    responder = start_floor(url)
+    client = Client(url, [p.decisions_topic(SITE)])
+    try:
+        wait_agent_serving(client)
+        floor = bench_through_broker(client, n, responder.pid)
+    finally:
+        client.close()
+        responder.terminate()
+        responder.wait(10)
+    print(f"  floor (a responder that only answers): broker RTT {floor['rtt_p50_ms']:.3f} / "
+          f"{floor['rtt_p99_ms']:.3f} ms; end to end {floor['p50_ms']:.3f} / "
+          f"{floor['p99_ms']:.3f} ms", flush=True)
+    return floor
+
+
 def start_agent(url: str, tmp: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "edge_agent", "--site", SITE, "--broker", url,
            "--scenario", SCENARIO, "--speed", "1000", "--store", str(tmp / "agent.sqlite3"),
@@ -332,7 +373,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--agent-arg", action="append", default=[], metavar="ARG",
                     help="an option for the edge agent, e.g. --agent-arg=--busy-poll=0 "
                     "(repeatable)")
+    ap.add_argument("--floor", action="store_true",
+                    help="also measure (3) with a responder that does nothing but answer: "
+                    "the least any agent in Python adds on this machine")
+    ap.add_argument("--echo-responder", metavar="URL", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.echo_responder:
+        echo_responder(args.echo_responder)
+        return 0
     AGENT_ARGS[:] = args.agent_arg
     n_in, n_rtt, step_s = (2000, 500, 1.5) if args.quick else (5000, 2000, 3.0)
     rates = [500, 1000, 2000, 3000, 4000, 6000]
@@ -348,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{inproc['batched_p50_us']:.0f} / {inproc['batched_p99_us']:.0f} us (handler, "
               "batches of 64)", flush=True)
         with EmbeddedBroker(tmp) as broker:
+            floor = measure_floor(broker.url, n_rtt) if args.floor else None
             agent = start_agent(broker.url, tmp)
             client = Client(broker.url, [p.decisions_topic(SITE)])
             load: LoadGenerator | None = None
@@ -390,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{e2e['p99_ms']:.3f} ms |")
     print(f"| end to end / broker round trip | {e2e['p50_ms'] / e2e['rtt_p50_ms']:.1f}x | "
           f"{e2e['p99_ms'] / e2e['rtt_p99_ms']:.1f}x |")
+    if floor is not None:
+        print(f"| floor: request -> fixed answer, no agent work (--floor), n={n_rtt} | "
+              f"{floor['p50_ms']:.3f} ms | {floor['p99_ms']:.3f} ms |")
+        print(f"| floor / its interleaved broker round trip ({floor['rtt_p50_ms']:.3f} / "
+              f"{floor['rtt_p99_ms']:.3f} ms) | {floor['p50_ms'] / floor['rtt_p50_ms']:.1f}x | "
+              f"{floor['p99_ms'] / floor['rtt_p99_ms']:.1f}x |")
     print()
     print(f"CPU time per request in process: {inproc['cpu_us']:.0f} us with a commit each, "
           f"{inproc['batched_cpu_us']:.0f} us with 64 per commit; the edge agent's process, "
