@@ -271,6 +271,11 @@ def test_learned_alone_means_the_shipped_policy_for_the_platform(
                                                       default_site.cloud_encoder))
     default_meta = json.loads((models / "default" / "policy.json").read_text())
     assert on_default.version == default_meta["weights_sha256"][:12] != policy.version
+    # The one that fits, damaged: refused for what it is, not passed over.
+    (models / "small" / "policy.npz").write_bytes(b"not a policy")
+    with pytest.raises(PolicyFileError) as refused:
+        load_policy("learned", ctx)
+    assert "small" in str(refused.value) and "fits" not in str(refused.value)
     # The agent's default is the shipped learned policy.
     assert EdgeConfig(site=SITE).policy == "learned"
 

@@ -213,33 +213,36 @@ def shipped_policy_dirs(models_dir: Path = SHIPPED_POLICIES_DIR) -> list[Path]:
 def load_shipped_policy(ctx: PolicyContext, models_dir: Path = SHIPPED_POLICIES_DIR
                         ) -> Policy:
     """The shipped policy trained for the platform of `ctx`: the first of `models_dir`'s
-    policies whose observation spec and action layout fit it. A policy fits one platform
-    shape (a site's node slots, the scenario's size levels, ...): where none fits, the error
-    says which platforms the shipped ones were trained on and what to do instead."""
+    policies whose edge observation spec is the platform's. A policy fits one platform shape
+    (a site's node slots, the scenario's size levels, ...): where none fits, the error says
+    which platforms the shipped ones were trained on and what to do instead; one that fits
+    but cannot be used (a damaged file) is refused with its own reason."""
     dirs = shipped_policy_dirs(models_dir)
     if not dirs:
         raise PolicyFileError(
             f"policy 'learned': no shipped policy in {models_dir.name}/; train one "
             "(hierarchy train) and give it as learned:DIR, or use a heuristic")
-    trained_on = []
+    others = []
     for d in dirs:
-        try:
+        scenario, edge_hash = _trained_for(d)
+        if edge_hash == ctx.edge_encoder.spec.hash:
             return load_learned_policy(d, ctx)
-        except PolicyFileError:
-            trained_on.append(f"{d.name} (scenario {_scenario_of(d)})")
+        others.append(f"{d.name} (scenario {scenario})")
     raise PolicyFileError(
         "policy 'learned': no shipped policy fits this site's platform (its observation "
-        f"spec {ctx.edge_encoder.spec.hash[:12]}, {ctx.edge_encoder.layout.n} actions); "
-        f"shipped: {', '.join(trained_on)}; train one on this scenario (hierarchy train) "
-        "and give it as learned:DIR, or use a heuristic (e.g. power-aware)")
+        f"spec {ctx.edge_encoder.spec.hash}); shipped: {', '.join(others)}; train one on "
+        "this scenario (hierarchy train) and give it as learned:DIR, or use a heuristic "
+        "(e.g. power-aware)")
 
 
-def _scenario_of(policy_dir: Path) -> str:
+def _trained_for(policy_dir: Path) -> tuple[str, str]:
+    """(scenario, edge observation spec hash) a shipped policy's metadata names."""
     try:
         meta = json.loads((policy_dir / "policy.json").read_text())
-        return str(meta.get("scenario", "?"))[:60]
-    except (OSError, ValueError, AttributeError):
-        return "unreadable metadata"
+        return (str(meta.get("scenario", "?"))[:60],
+                str(meta["actors"]["edge"]["obs_spec_hash"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unreadable metadata", ""
 
 
 def _policy_from_file(pf: PolicyFile, ctx: PolicyContext) -> Policy:
