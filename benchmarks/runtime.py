@@ -2,6 +2,7 @@
 
     python benchmarks/runtime.py            # about a minute
     python benchmarks/runtime.py --quick    # about 20 s
+    python benchmarks/runtime.py --floor    # also a responder that only answers: the floor
 
 Measures, in one run, on loopback only (an embedded Mosquitto, `hierarchy.broker`):
 1. in-process decision latency (no broker): the edge agent's own request handler on one
@@ -297,8 +298,8 @@ def bench_through_broker(client: Client, n: int, agent_pid: int) -> dict[str, fl
     cpu1 = process_cpu_s(agent_pid)
     rtt_p50, rtt_p99 = pct(rtt)
     e2e_p50, e2e_p99 = pct(e2e)
-    # The agent's CPU per request, all its threads, its wake-ups for the broker's acks and
-    # its busy polling after each request included.
+    # The agent's CPU per request when each one finds it asleep (cold caches), all its
+    # threads and its wake-ups for the broker's acks included.
     agent_cpu_us = (cpu1 - cpu0) * 1e6 / n if cpu0 is not None and cpu1 is not None \
         else float("nan")
     return {"rtt_p50_ms": rtt_p50, "rtt_p99_ms": rtt_p99, "p50_ms": e2e_p50,
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer samples, shorter steps")
     ap.add_argument("--agent-arg", action="append", default=[], metavar="ARG",
-                    help="an option for the edge agent, e.g. --agent-arg=--busy-poll=0 "
+                    help="an option for the edge agent, e.g. --agent-arg=--policy=power-aware "
                     "(repeatable)")
     ap.add_argument("--floor", action="store_true",
                     help="also measure (3) with a responder that does nothing but answer: "
