@@ -4,7 +4,8 @@ Order within a tick: container demand moves (daily cycle, app-level AR(1) noise)
 the allocation restarts a container (OOM), the resize knob adjusts running allocations,
 nodes' power follows their load, sites over budget are capped (throttled), response times
 follow from the (throttled, contended) CPU each container gets, energy and WAN bytes
-accumulate, finished apps leave, empty nodes fall asleep, and new apps arrive.
+accumulate, finished apps leave, empty nodes fall asleep, apps that keep violating their SLO
+on a slow node are moved (`sizing.migrate_after_s`, sim/migration.py), and new apps arrive.
 
 Random draws (burst switches, load noise, arrivals) come from each copy's own streams; the
 per-container work runs in the compiled kernels (sim/kernel.py), apps from per-copy pools.

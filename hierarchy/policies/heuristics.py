@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from hierarchy.features.online import SLOW_SPEED
+from hierarchy.guard import missed_slo_on_slow_nodes
 from hierarchy.observation import EdgeEncoder, EdgeView, power_delta_w
 from hierarchy.policies import kube_scores
 
@@ -242,11 +243,9 @@ class PowerAwareResizeSloRule(PowerAwareResizeRule):
         score = super().score(view, allowed)
         if view.svc_response is None:
             return score
-        response = np.asarray(view.svc_response)
-        missed_on_slow = (response[..., 0] > 0) & (response[..., 1] > 1.0)
         fast = np.asarray(view.node_speed) >= SLOW_SPEED
-        fast_allowed = allowed & fast
-        prefer_fast = missed_on_slow & fast_allowed.any(axis=-1)
+        prefer_fast = (missed_slo_on_slow_nodes(view.svc_response)
+                       & (allowed & fast).any(axis=-1))
         # A slow node still allowed scores below every fast one (scores are -watts, far
         # above -1 MW): chosen only when no fast node fits.
         return np.where(prefer_fast[..., None] & ~fast, score - 1e6, score)
