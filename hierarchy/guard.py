@@ -63,14 +63,6 @@ def placement_fits_at(exists: bool, cores: float, mem_gib: float, alloc_cpu: flo
     return site_power_w + delta <= site_budget_w
 
 
-def missed_slo_on_slow_nodes(response: np.ndarray) -> np.ndarray:
-    """(...) bool: the service was seen above its SLO with a container on a slow node (its
-    mean response / SLO there above 1), from (..., 4) rows of
-    hierarchy.features.online.response_of_row."""
-    response = np.asarray(response)
-    return (response[..., 0] > 0) & (response[..., 1] > 1.0)
-
-
 def slo_guard(mask: np.ndarray, response: np.ndarray, node_speed: np.ndarray, nodes: int,
               sizes: int) -> None:
     """Edit edge masks (P, A) in place: a pending container whose service was seen above its
@@ -79,7 +71,7 @@ def slo_guard(mask: np.ndarray, response: np.ndarray, node_speed: np.ndarray, no
     M) below SLOW_SPEED) while some fast node can take it; where none can, nothing changes
     (a slow node or an offload, as the rest of the mask allows). The rule of the
     power-aware-resize-slo baseline, as a mask a learned policy decides within."""
-    missed = missed_slo_on_slow_nodes(response)
+    missed = (response[:, 0] > 0) & (response[:, 1] > 1.0)  # mean response / SLO above 1
     if not missed.any():
         return
     p = mask.shape[0]

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hierarchy.features.online import SLOW_SPEED
-from hierarchy.guard import missed_slo_on_slow_nodes
+from hierarchy.guard import slo_guard
 from hierarchy.observation import EdgeEncoder, EdgeView, power_delta_w
 from hierarchy.policies import kube_scores
 
@@ -228,27 +227,25 @@ class PowerAwareResizeRule(PowerAwareRule):
 
 
 class PowerAwareResizeSloRule(PowerAwareResizeRule):
-    """power-aware-resize that keeps off slow nodes the services seen to miss their SLO there:
-    where the pending container's service has been observed with a container on a node
-    slower than the reference core (a Raspberry Pi) and its mean response / SLO there is
-    above 1, only fast nodes are allowed (power-aware among them; all nodes when no fast one
-    fits). It reads the same response statistics `observation.response_features` gives a
-    learned policy (the simulator keeps them; a gateway keeps none yet, and there the rule is
+    """power-aware-resize within the SLO guard (hierarchy.guard.slo_guard): a container whose
+    service was seen above its SLO with a container on a node slower than the reference core
+    (a Raspberry Pi) goes to a fast node while one fits (power-aware among them). It reads
+    the response statistics `observation.response_features` gives a learned policy (the
+    simulator keeps them; a gateway keeps none yet, and there the rule is
     power-aware-resize), and it is what a heuristic does with `sizing.migrate_after_s`: an
     app moved off a Pi goes to a fast node, its own violations being the evidence."""
 
     name = "power-aware-resize-slo"
 
-    def score(self, view: EdgeView, allowed: np.ndarray) -> np.ndarray:
-        score = super().score(view, allowed)
-        if view.svc_response is None:
-            return score
-        fast = np.asarray(view.node_speed) >= SLOW_SPEED
-        prefer_fast = (missed_slo_on_slow_nodes(view.svc_response)
-                       & (allowed & fast).any(axis=-1))
-        # A slow node still allowed scores below every fast one (scores are -watts, far
-        # above -1 MW): chosen only when no fast node fits.
-        return np.where(prefer_fast[..., None] & ~fast, score - 1e6, score)
+    def __call__(self, view: EdgeView, mask: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        if view.svc_response is not None:
+            mask = np.array(mask, dtype=np.int8)  # a copy the guard edits
+            lead, m = mask.shape[:-1], self.layout.nodes
+            slo_guard(mask.reshape(-1, mask.shape[-1]),
+                      np.broadcast_to(view.svc_response, (*lead, 4)).reshape(-1, 4),
+                      np.broadcast_to(view.node_speed, (*lead, m)).reshape(-1, m),
+                      m, self.layout.sizes)
+        return super().__call__(view, mask, obs)
 
 
 def added_power_w(view: EdgeView, cpu: np.ndarray) -> np.ndarray:
