@@ -188,13 +188,6 @@ class Client:
 # --- 3 and 4. through the edge agent ---------------------------------------------------------
 
 
-AGENT_ARGS: list[str] = []  # --agent-arg: options the agent is started with
-
-
-def agent_args_note() -> str:
-    return f"; over MQTT with {' '.join(AGENT_ARGS)}" if AGENT_ARGS else ""
-
-
 def echo_responder(url: str) -> None:
     """(--floor) The least an agent can do, in this process until killed: the edge agent's
     transport and loop shape (`MqttTransport.open`, `poll`, manual acks after the reply), no
@@ -236,10 +229,10 @@ def measure_floor(url: str, n: int) -> dict[str, float]:
     return floor
 
 
-def start_agent(url: str, tmp: Path) -> subprocess.Popen[bytes]:
+def start_agent(url: str, tmp: Path, extra_args: list[str]) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "edge_agent", "--site", SITE, "--broker", url,
            "--scenario", SCENARIO, "--speed", "1000", "--store", str(tmp / "agent.sqlite3"),
-           "--log-level", "WARNING", *AGENT_ARGS]
+           "--log-level", "WARNING", *extra_args]
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
 
 
@@ -382,7 +375,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.echo_responder:
         echo_responder(args.echo_responder)
         return 0
-    AGENT_ARGS[:] = args.agent_arg
     n_in, n_rtt, step_s = (2000, 500, 1.5) if args.quick else (5000, 2000, 3.0)
     rates = [500, 1000, 2000, 3000, 4000, 6000]
     print(f"runtime benchmark on {os.cpu_count()} CPU(s): broker, load generator and edge "
@@ -390,15 +382,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="hierarchy-bench-") as tmpdir:
         tmp = Path(tmpdir)
         inproc = bench_in_process(tmp, n_in)
-        print(f"  edge agent policy: {inproc['policy']} (its default{agent_args_note()})",
-              flush=True)
+        over_mqtt = f"; over MQTT with {' '.join(args.agent_arg)}" if args.agent_arg else ""
+        print(f"  edge agent policy: {inproc['policy']} (its default{over_mqtt})", flush=True)
         print(f"  in-process: {inproc['decide_p50_us']:.0f} / {inproc['decide_p99_us']:.0f} us "
               f"(decision), {inproc['p50_us']:.0f} / {inproc['p99_us']:.0f} us (handler), "
               f"{inproc['batched_p50_us']:.0f} / {inproc['batched_p99_us']:.0f} us (handler, "
               "batches of 64)", flush=True)
         with EmbeddedBroker(tmp) as broker:
             floor = measure_floor(broker.url, n_rtt) if args.floor else None
-            agent = start_agent(broker.url, tmp)
+            agent = start_agent(broker.url, tmp, args.agent_arg)
             client = Client(broker.url, [p.decisions_topic(SITE)])
             load: LoadGenerator | None = None
             try:

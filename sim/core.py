@@ -241,7 +241,9 @@ class BatchedCore:
         out = np.zeros((self.B, self.S + 1))
         committed_violation_cost(
             st.a_active, st.a_home, st.a_life_s, st.a_over_slo,
-            np.maximum(self.horizon_s - st.t_s, 0.0), self.weights[2], self.weights[1], out,
+            np.maximum(self.horizon_s - st.t_s, 0.0),
+            self.weights[TERM_NAMES.index("violation_app_h")],
+            self.weights[TERM_NAMES.index("latency_over_slo")], out,
         )
         return out
 

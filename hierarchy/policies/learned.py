@@ -206,8 +206,8 @@ def shipped_policy_dirs(models_dir: Path = SHIPPED_POLICIES_DIR) -> list[Path]:
     """The shipped policies' directories: `default` first, then the others by name."""
     if not models_dir.is_dir():
         return []
-    found = sorted(d for d in models_dir.iterdir() if (d / "policy.json").is_file())
-    return sorted(found, key=lambda d: d.name != "default")
+    found = [d for d in models_dir.iterdir() if (d / "policy.json").is_file()]
+    return sorted(found, key=lambda d: (d.name != "default", d.name))
 
 
 def load_shipped_policy(ctx: PolicyContext, models_dir: Path = SHIPPED_POLICIES_DIR
